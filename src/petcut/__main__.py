@@ -1,0 +1,3 @@
+from petcut.cli import main
+
+main()

@@ -1,0 +1,226 @@
+"""Settings: every knob of petcut, validated once and passed down explicitly.
+
+Environment variables use the prefix ``PETCUT_``. The names the old service's deploy files use are
+accepted too (``INSPIRENET_MODE``, ``INSPIRENET_RESIZE``, ``TARGET_SIZE``, ``LOG_LEVEL``,
+``SKIP_MODEL_PRELOAD``, ``MIN_INSTANCES``, ``ENABLE_STARTUP_LOGGING``, ``PORT``). Nothing here reads the
+environment at import time: call :func:`load_settings`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Mode = Literal["base", "fast", "base-nightly"]
+Resize = Literal["static", "dynamic"]
+Device = Literal["auto", "cpu", "cuda", "mps"]
+Precision = Literal["auto", "fp32", "fp16", "bf16"]
+Foreground = Literal["blur_fusion", "pymatting", "none"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+def _env(name: str, *legacy: str) -> AliasChoices:
+    """Accept ``PETCUT_<NAME>`` and the legacy names for one field."""
+    return AliasChoices(f"PETCUT_{name}", *legacy)
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "petcut"
+
+
+class Settings(BaseSettings):
+    """All configuration. Construct with :func:`load_settings` (environment) or directly (tests)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PETCUT_",
+        case_sensitive=False,
+        populate_by_name=True,
+        extra="ignore",
+        frozen=True,
+    )
+
+    # --- model ---------------------------------------------------------------------------------
+    mode: Mode = Field("base", validation_alias=_env("MODE", "INSPIRENET_MODE"))
+    resize: Resize = Field("static", validation_alias=_env("RESIZE", "INSPIRENET_RESIZE"))
+    target_size: int | None = Field(
+        None,
+        validation_alias=_env("TARGET_SIZE", "TARGET_SIZE"),
+        description=(
+            "Network input size in pixels (a multiple of 32, 64..4096). static: the square side the "
+            "image is resized to (default: the mode's size, 1024 for base, 384 for fast). dynamic: the "
+            "cap on the shorter side (default 1280, as the reference)."
+        ),
+    )
+    checkpoint: Path | None = Field(None, validation_alias=_env("CHECKPOINT"))
+    weights_dir: Path = Field(
+        default_factory=lambda: default_cache_dir() / "weights", validation_alias=_env("WEIGHTS_DIR")
+    )
+    device: Device = Field("auto", validation_alias=_env("DEVICE"))
+    precision: Precision = Field("auto", validation_alias=_env("PRECISION"))
+    foreground: Foreground = Field("blur_fusion", validation_alias=_env("FOREGROUND"))
+    torch_threads: int | None = Field(None, ge=1, le=256, validation_alias=_env("TORCH_THREADS"))
+
+    # --- input limits --------------------------------------------------------------------------
+    max_upload_mb: float = Field(50.0, gt=0, le=1024, validation_alias=_env("MAX_UPLOAD_MB"))
+    max_pixels: int = Field(24_000_000, ge=1, le=500_000_000, validation_alias=_env("MAX_PIXELS"))
+
+    # --- server --------------------------------------------------------------------------------
+    host: str = Field("0.0.0.0", validation_alias=_env("HOST"))
+    port: int = Field(8080, ge=1, le=65535, validation_alias=_env("PORT", "PORT"))
+    log_level: LogLevel = Field("INFO", validation_alias=_env("LOG_LEVEL", "LOG_LEVEL"))
+    skip_model_preload: bool = Field(
+        False, validation_alias=_env("SKIP_MODEL_PRELOAD", "SKIP_MODEL_PRELOAD")
+    )
+    min_instances: int = Field(0, ge=0, validation_alias=_env("MIN_INSTANCES", "MIN_INSTANCES"))
+    enable_startup_logging: bool = Field(
+        False, validation_alias=_env("ENABLE_STARTUP_LOGGING", "ENABLE_STARTUP_LOGGING")
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("CORS_ORIGINS")
+    )
+    cors_origin_regex: str | None = Field(None, validation_alias=_env("CORS_ORIGIN_REGEX"))
+    data_dir: Path = Field(default_factory=lambda: default_cache_dir() / "data", validation_alias=_env("DATA_DIR"))
+
+    # --- runtime / service (issue 3) ----------------------------------------------------------
+    max_queue: int = Field(
+        8,
+        ge=0,
+        le=10_000,
+        validation_alias=_env("MAX_QUEUE"),
+        description="Requests that may wait for the inference worker; the next one gets 503 + Retry-After.",
+    )
+    queue_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        validation_alias=_env("QUEUE_TIMEOUT_S"),
+        description="Queue-wait deadline: a request not started by then gets 503 (not executed).",
+    )
+    inference_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        le=3600,
+        validation_alias=_env("INFERENCE_TIMEOUT_S"),
+        description="Execution deadline of one inference; past it the request gets 504.",
+    )
+    cpu_workers: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        validation_alias=_env("CPU_WORKERS"),
+        description="Threads for decoding/post-processing/encoding (default: min(4, CPU count)).",
+    )
+    load_attempts: int = Field(
+        4, ge=1, le=20, validation_alias=_env("LOAD_ATTEMPTS"),
+        description="Attempts to load the model when errors are transient (I/O, device init).",
+    )
+    load_backoff_s: float = Field(
+        1.0, ge=0, le=300, validation_alias=_env("LOAD_BACKOFF_S"),
+        description="First retry delay; doubles each attempt (capped at 30 s), with jitter.",
+    )
+    load_cooldown_s: float = Field(
+        60.0, ge=0, le=86_400, validation_alias=_env("LOAD_COOLDOWN_S"),
+        description="Circuit breaker: after a failed load, processing requests retry it only after this.",
+    )
+    warmup_wait_s: float = Field(
+        60.0, ge=0, le=3600, validation_alias=_env("WARMUP_WAIT_S"),
+        description="How long /warmup waits for a load in progress before answering 503.",
+    )
+    oom_window_s: float = Field(
+        60.0, gt=0, le=3600, validation_alias=_env("OOM_WINDOW_S"),
+        description="Two out-of-memory errors within this window degrade the service for a cool-down.",
+    )
+    oom_cooldown_s: float = Field(
+        60.0, ge=0, le=3600, validation_alias=_env("OOM_COOLDOWN_S"),
+        description="How long the service stays degraded after repeated out-of-memory errors.",
+    )
+    shutdown_timeout_s: int = Field(
+        7, ge=1, le=8, validation_alias=_env("SHUTDOWN_TIMEOUT_S"),
+        description="Graceful shutdown (SIGTERM) budget for in-flight work; Cloud Run kills at 10 s.",
+    )
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("mode", "resize", "device", "precision", "foreground", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("target_size")
+    @classmethod
+    def _check_target_size(cls, value: int | None) -> int | None:
+        if value is not None and (value % 32 or not 64 <= value <= 4096):
+            raise ValueError("must be a multiple of 32 between 64 and 4096")
+        return value
+
+    @field_validator("cors_origin_regex")
+    @classmethod
+    def _check_regex(cls, value: str | None) -> str | None:
+        if value:
+            import re
+
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from exc
+        return value or None
+
+    @model_validator(mode="after")
+    def _check_precision(self) -> Settings:
+        if self.precision == "fp16" and self.device in ("cpu", "mps"):
+            raise ValueError("PETCUT_PRECISION=fp16 needs PETCUT_DEVICE=cuda (or auto on a CUDA machine)")
+        return self
+
+
+class SettingsError(ValueError):
+    """A configuration value is invalid; the message names the environment variable."""
+
+
+def env_names(field: str) -> list[str]:
+    """The environment variable names that set ``field``."""
+    info = Settings.model_fields[field]
+    alias = info.validation_alias
+    if isinstance(alias, AliasChoices):
+        return [str(choice) for choice in alias.choices]
+    return [f"PETCUT_{field.upper()}"]
+
+
+_FIELD_BY_NAME = {
+    **{name: name for name in Settings.model_fields},
+    **{env.lower(): name for name in Settings.model_fields for env in env_names(name)},
+}
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (plus explicit overrides) once; raise SettingsError naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            loc = [str(part) for part in error.get("loc", ())]
+            field = next((_FIELD_BY_NAME[part.lower()] for part in loc if part.lower() in _FIELD_BY_NAME), None)
+            names = " / ".join(env_names(field)) if field else ".".join(loc) or "settings"
+            value = error.get("input")
+            shown = f" (got {value!r})" if isinstance(value, str | int | float) else ""
+            lines.append(f"{names}: {error['msg']}{shown}")
+        raise SettingsError("invalid configuration:\n  " + "\n  ".join(lines)) from None

@@ -1,0 +1,1 @@
+"""Model layer: checkpoints, the InSPyReNet segmenter and the runtime that owns it."""

@@ -1,0 +1,238 @@
+"""InSPyReNet as a Segmenter: transparent-background's network, petcut's pre- and post-processing.
+
+Preprocessing matches ``transparent_background.Remover`` on PIL input exactly (PIL bilinear resize,
+ImageNet normalisation in float32, the same static/dynamic sizes) except that no side ever rounds to
+zero: tiny or extremely thin images are resized up to the minimum and the alpha is resized back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import sys
+import time
+import types
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from petcut.config import Settings
+from petcut.model import checkpoint
+from petcut.model.base import (
+    CheckpointInvalidError,
+    DeviceUnavailableError,
+    ModelError,
+    WeightsMissingError,
+)
+
+log = logging.getLogger(__name__)
+
+MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+#: the reference's dynamic-resize cap on the shorter side
+DYNAMIC_SHORT_SIDE = 1280
+#: petcut's extra guard: the longer side of a dynamic input never exceeds this many short-side caps
+DYNAMIC_MAX_ASPECT = 2
+MIN_SIDE = 32
+
+
+def _round32(value: float) -> int:
+    return max(MIN_SIDE, round(value / 32) * 32)
+
+
+def input_size(width: int, height: int, *, resize: str, base_size: int, short_cap: int) -> tuple[int, int]:
+    """The network input (width, height) for an image, as the reference computes it.
+
+    static: ``base_size`` square. dynamic: the reference's rule (shorter side capped at ``short_cap``,
+    both sides rounded to multiples of 32), with every side at least 32 and the longer side at most
+    ``DYNAMIC_MAX_ASPECT * short_cap`` so that no decodable image fails or exhausts memory.
+    """
+    if resize == "static":
+        return base_size, base_size
+    w, h = float(width), float(height)
+    if w >= h and h > short_cap:
+        w, h = w / (h / short_cap), short_cap
+    elif h > w and w > short_cap:
+        w, h = short_cap, h / (w / short_cap)
+    longest = DYNAMIC_MAX_ASPECT * short_cap
+    if max(w, h) > longest:
+        scale = longest / max(w, h)
+        w, h = w * scale, h * scale
+    return _round32(w), _round32(h)
+
+
+def _import_network() -> type:
+    """Import InSPyReNet_SwinB without running transparent_background/__init__.py.
+
+    The package's __init__ imports its Remover (downloaders, albumentations) and GUI: seconds of
+    import time the service does not need. The network modules are imported under a bare package
+    object, which is then removed so a later ``import transparent_background`` still works normally.
+    """
+    if "transparent_background.InSPyReNet" in sys.modules:
+        return sys.modules["transparent_background.InSPyReNet"].InSPyReNet_SwinB
+    spec = importlib.util.find_spec("transparent_background")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("transparent-background is not installed")
+    had_package = "transparent_background" in sys.modules
+    if not had_package:
+        package = types.ModuleType("transparent_background")
+        package.__path__ = list(spec.submodule_search_locations)
+        package.__spec__ = spec
+        sys.modules["transparent_background"] = package
+    try:
+        from transparent_background.InSPyReNet import InSPyReNet_SwinB
+    finally:
+        if not had_package:
+            del sys.modules["transparent_background"]
+    return InSPyReNet_SwinB
+
+
+@contextlib.contextmanager
+def _skip_weight_init() -> Iterator[None]:
+    """Skip random initialisation while building a network whose every weight is loaded next."""
+    import torch
+
+    names = [
+        "uniform_", "normal_", "trunc_normal_", "constant_", "zeros_", "ones_",
+        "kaiming_uniform_", "kaiming_normal_", "xavier_uniform_", "xavier_normal_",
+    ]  # fmt: skip
+    targets = [torch.nn.init]
+    swin = sys.modules.get("transparent_background.backbones.SwinTransformer")
+    if swin is not None:
+        targets.append(swin)
+    saved = [(module, name, getattr(module, name)) for module in targets for name in names if hasattr(module, name)]
+
+    def keep(tensor: torch.Tensor, *args: object, **kwargs: object) -> torch.Tensor:
+        return tensor
+
+    for module, name, _ in saved:
+        setattr(module, name, keep)
+    try:
+        yield
+    finally:
+        for module, name, original in saved:
+            setattr(module, name, original)
+
+
+def resolve_device(requested: str) -> str:
+    """``auto`` → cuda, then mps, then cpu. A requested device that is missing is an error."""
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = bool(mps and mps.is_available())
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise DeviceUnavailableError("PETCUT_DEVICE=cuda but no CUDA device is available")
+    if requested == "mps" and not has_mps:
+        raise DeviceUnavailableError("PETCUT_DEVICE=mps but the MPS backend is not available")
+    return requested
+
+
+def resolve_precision(requested: str, device: str) -> str:
+    if requested == "auto":
+        return "fp16" if device == "cuda" else "fp32"
+    if requested == "fp16" and device != "cuda":
+        raise DeviceUnavailableError(f"PETCUT_PRECISION=fp16 needs CUDA, the device is {device}")
+    return requested
+
+
+@dataclass
+class InSPyReNetSegmenter:
+    """The loaded network plus the resize policy. Only the runtime's worker thread calls it."""
+
+    network: object
+    device: str
+    precision: str
+    resize: str
+    base_size: int
+    short_cap: int
+    description: str
+
+    def _tensor(self, rgb: np.ndarray) -> object:
+        import torch
+
+        height, width = rgb.shape[:2]
+        size = input_size(width, height, resize=self.resize, base_size=self.base_size, short_cap=self.short_cap)
+        resized = Image.fromarray(rgb).resize(size, Image.BILINEAR)
+        array = np.asarray(resized, dtype=np.float32)
+        array /= 255.0
+        array -= MEAN
+        array /= STD
+        tensor = torch.from_numpy(array.transpose(2, 0, 1)).unsqueeze(0)
+        return tensor.to(self.device, non_blocking=True)
+
+    def predict_alpha(self, rgb: np.ndarray) -> np.ndarray:
+        import torch
+        import torch.nn.functional as F
+
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"expected uint8 H×W×3, got {rgb.dtype} {rgb.shape}")
+        height, width = rgb.shape[:2]
+        x = self._tensor(rgb)
+        autocast = (
+            torch.autocast(self.device, dtype=torch.float16 if self.precision == "fp16" else torch.bfloat16)
+            if self.precision in ("fp16", "bf16")
+            else contextlib.nullcontext()
+        )
+        with torch.inference_mode(), autocast:
+            pred = self.network(x)
+        with torch.inference_mode():
+            pred = F.interpolate(pred.float(), (height, width), mode="bilinear", align_corners=True)
+            alpha = pred[0, 0].cpu().numpy()
+        return np.clip(alpha, 0.0, 1.0, out=alpha)
+
+
+def load_segmenter(settings: Settings) -> InSPyReNetSegmenter:
+    """Locate, verify and load the checkpoint for ``settings``; raise ModelError subclasses on failure."""
+    import torch
+
+    started = time.perf_counter()
+    device = resolve_device(settings.device)
+    precision = resolve_precision(settings.precision, device)
+    info = checkpoint.mode_info(settings.mode)
+    path = checkpoint.locate(settings)
+    if checkpoint.should_verify(settings, path):
+        checkpoint.verify(path, settings.mode)
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+
+    network_class = _import_network()
+    with _skip_weight_init():
+        network = network_class(depth=64, pretrained=False, base_size=list(info.base_size), threshold=None)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except FileNotFoundError as exc:
+        raise WeightsMissingError(f"{path} disappeared before it could be loaded") from exc
+    except Exception as exc:  # torch raises many types for a file that is not a checkpoint
+        raise CheckpointInvalidError(f"{path} is not a loadable checkpoint ({type(exc).__name__})") from exc
+    if not isinstance(state, dict):
+        raise CheckpointInvalidError(f"{path} does not hold a state dict")
+    try:
+        network.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointInvalidError(
+            f"{path} does not match the InSPyReNet Swin-B architecture: {str(exc)[:300]}"
+        ) from exc
+    network.eval()
+    network = network.to(device)
+
+    base = settings.target_size or info.base_size[0]
+    short_cap = settings.target_size or DYNAMIC_SHORT_SIDE
+    description = f"InSPyReNet {settings.mode}/{settings.resize} on {device} {precision}"
+    log.info(
+        "model loaded",
+        extra={"checkpoint": str(path), "device": device, "seconds": round(time.perf_counter() - started, 3)},
+    )
+    return InSPyReNetSegmenter(
+        network=network,
+        device=device,
+        precision=precision,
+        resize=settings.resize,
+        base_size=base,
+        short_cap=short_cap,
+        description=description,
+    )

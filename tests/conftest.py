@@ -1,0 +1,68 @@
+"""Shared fixtures: an isolated environment and one random-weight checkpoint per test session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from petcut.config import Settings
+
+PETS = Path(__file__).resolve().parents[2] / "shared" / "data" / "pets"
+LEGACY_ENV = {"INSPIRENET_MODE", "INSPIRENET_RESIZE", "TARGET_SIZE", "LOG_LEVEL", "SKIP_MODEL_PRELOAD",
+              "MIN_INSTANCES", "ENABLE_STARTUP_LOGGING", "PORT"}  # fmt: skip
+
+
+def pets_dir() -> Path:
+    """The shared pet photos (beside the checkout, read-only)."""
+    env = os.environ.get("PETCUT_TEST_PETS")
+    return Path(env) if env else PETS
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test sees the developer's PETCUT_* or legacy variables, nor writes to their home."""
+    for name in list(os.environ):
+        if name.startswith("PETCUT_") or name in LEGACY_ENV:
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
+
+
+@pytest.fixture(scope="session")
+def pet_photos() -> list[Path]:
+    photos = sorted(p for p in pets_dir().iterdir() if p.suffix.lower() in {".jpg", ".jpeg"})
+    assert len(photos) >= 4, f"expected the shared pet photos in {pets_dir()}"
+    return photos
+
+
+@pytest.fixture(scope="session")
+def random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A seeded random-weight InSPyReNet checkpoint (fast mode's network), built once per session."""
+    from petcut.model.random_checkpoint import build_random_checkpoint
+
+    return build_random_checkpoint(tmp_path_factory.mktemp("weights") / "ckpt_random.pth", mode="fast", seed=0)
+
+
+@pytest.fixture(scope="session")
+def fast_segmenter(random_checkpoint: Path):
+    """The real loader on the random checkpoint: fast mode, static resize, CPU."""
+    from petcut.model.segmenter import load_segmenter
+
+    return load_segmenter(Settings(mode="fast", resize="static", device="cpu", checkpoint=random_checkpoint))
+
+
+@pytest.fixture(scope="session")
+def dynamic_segmenter(random_checkpoint: Path):
+    from petcut.model.segmenter import load_segmenter
+
+    return load_segmenter(Settings(mode="fast", resize="dynamic", device="cpu", checkpoint=random_checkpoint))
+
+
+def load_rgb(path: Path, max_side: int | None = None) -> np.ndarray:
+    image = Image.open(path).convert("RGB")
+    if max_side:
+        image.thumbnail((max_side, max_side))
+    return np.asarray(image)
