@@ -144,6 +144,13 @@ class Settings(BaseSettings):
         description="Graceful shutdown (SIGTERM) budget for in-flight work; Cloud Run kills at 10 s.",
     )
 
+    # --- result cache ----------------------------------------------------------------------------
+    cache_max_mb: float = Field(256.0, ge=0, le=65536, validation_alias=_env("CACHE_MAX_MB"))
+    cache_max_item_mb: float = Field(16.0, gt=0, le=512, validation_alias=_env("CACHE_MAX_ITEM_MB"))
+    cache_ttl_s: int = Field(86_400, ge=1, validation_alias=_env("CACHE_TTL_S"))
+    redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
+    redis_timeout_s: float = Field(0.25, gt=0, le=10, validation_alias=_env("REDIS_TIMEOUT_S"))
+
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
