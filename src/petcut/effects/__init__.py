@@ -1,0 +1,18 @@
+"""Print effects: one module per effect, discovered by the registry (see shared/spec/effects.md).
+
+>>> from petcut import effects
+>>> out = effects.apply("enhancedblackwhite", rgba, {"grain_strength": 0.05})
+"""
+
+from ._errors import EffectParamError, UnknownEffectError
+from .registry import apply, describe, names, validate_params, warm_up
+
+__all__ = [
+    "EffectParamError",
+    "UnknownEffectError",
+    "apply",
+    "describe",
+    "names",
+    "validate_params",
+    "warm_up",
+]
