@@ -116,32 +116,53 @@ class Settings(BaseSettings):
         description="Threads for decoding/post-processing/encoding (default: min(4, CPU count)).",
     )
     load_attempts: int = Field(
-        4, ge=1, le=20, validation_alias=_env("LOAD_ATTEMPTS"),
+        4,
+        ge=1,
+        le=20,
+        validation_alias=_env("LOAD_ATTEMPTS"),
         description="Attempts to load the model when errors are transient (I/O, device init).",
     )
     load_backoff_s: float = Field(
-        1.0, ge=0, le=300, validation_alias=_env("LOAD_BACKOFF_S"),
+        1.0,
+        ge=0,
+        le=300,
+        validation_alias=_env("LOAD_BACKOFF_S"),
         description="First retry delay; doubles each attempt (capped at 30 s), with jitter.",
     )
     load_cooldown_s: float = Field(
-        60.0, ge=0, le=86_400, validation_alias=_env("LOAD_COOLDOWN_S"),
+        60.0,
+        ge=0,
+        le=86_400,
+        validation_alias=_env("LOAD_COOLDOWN_S"),
         description="Circuit breaker: after a failed load, processing requests retry it only after this.",
     )
     warmup_wait_s: float = Field(
-        60.0, ge=0, le=3600, validation_alias=_env("WARMUP_WAIT_S"),
+        60.0,
+        ge=0,
+        le=3600,
+        validation_alias=_env("WARMUP_WAIT_S"),
         description="How long /warmup waits for a load in progress before answering 503.",
     )
     oom_window_s: float = Field(
-        60.0, gt=0, le=3600, validation_alias=_env("OOM_WINDOW_S"),
+        60.0,
+        gt=0,
+        le=3600,
+        validation_alias=_env("OOM_WINDOW_S"),
         description="Two out-of-memory errors within this window degrade the service for a cool-down.",
     )
     oom_cooldown_s: float = Field(
-        60.0, ge=0, le=3600, validation_alias=_env("OOM_COOLDOWN_S"),
+        60.0,
+        ge=0,
+        le=3600,
+        validation_alias=_env("OOM_COOLDOWN_S"),
         description="How long the service stays degraded after repeated out-of-memory errors.",
     )
     shutdown_timeout_s: int = Field(
-        7, ge=1, le=8, validation_alias=_env("SHUTDOWN_TIMEOUT_S"),
-        description="Graceful shutdown (SIGTERM) budget for in-flight work; Cloud Run kills at 10 s.",
+        6,
+        ge=1,
+        le=7,
+        validation_alias=_env("SHUTDOWN_TIMEOUT_S"),
+        description="SIGTERM: seconds in-flight work may take to finish (exit < 8 s; Cloud Run kills at 10 s).",
     )
 
     # --- result cache ----------------------------------------------------------------------------
@@ -150,6 +171,45 @@ class Settings(BaseSettings):
     cache_ttl_s: int = Field(86_400, ge=1, validation_alias=_env("CACHE_TTL_S"))
     redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
     redis_timeout_s: float = Field(0.25, gt=0, le=10, validation_alias=_env("REDIS_TIMEOUT_S"))
+
+    # --- customer image storage (issue 7) ---
+    storage_url: str | None = Field(
+        None,
+        validation_alias=_env("STORAGE_URL"),
+        description="Customer images: file:///abs/path (default <data_dir>/images) or gs://bucket[/prefix].",
+    )
+    public_base_url: str | None = Field(
+        None,
+        validation_alias=_env("PUBLIC_BASE_URL"),
+        description="Absolute base (http[s]://host[/path]) of the image URLs the local store returns "
+        "(default: the request's base URL).",
+    )
+    storage_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        validation_alias=_env("STORAGE_TIMEOUT_S"),
+        description="Deadline of one storage call, retries included; past it the request gets 503.",
+    )
+
+    @field_validator("storage_url")
+    @classmethod
+    def _check_storage_url(cls, value: str | None) -> str | None:
+        value = (value or "").strip()
+        is_file = value.startswith(("file:///", "file://localhost/"))
+        is_gs = value.startswith("gs://") and bool(value[5:].split("/")[0])
+        if value and not (is_file or is_gs):
+            raise ValueError("use file:///abs/path or gs://bucket[/prefix]")
+        return value or None
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _check_public_base_url(cls, value: str | None) -> str | None:
+        value = (value or "").strip().rstrip("/")
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value or None
+    # --- end customer image storage ---
 
     @property
     def max_upload_bytes(self) -> int:
