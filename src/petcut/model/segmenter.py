@@ -13,6 +13,7 @@ import logging
 import sys
 import time
 import types
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -201,7 +202,8 @@ def load_segmenter(settings: Settings) -> InSPyReNetSegmenter:
         torch.set_num_threads(settings.torch_threads)
 
     network_class = _import_network()
-    with _skip_weight_init():
+    with _skip_weight_init(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.meshgrid")  # inside Swin's constructor
         network = network_class(depth=64, pretrained=False, base_size=list(info.base_size), threshold=None)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)

@@ -1,0 +1,189 @@
+"""The ``petcut`` command: serve | remove | weights | smoke."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from petcut.config import Settings, SettingsError, load_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Background removal for pet photos.")
+weights_app = typer.Typer(no_args_is_help=True, help="Find, download and verify model weights.")
+app.add_typer(weights_app, name="weights")
+
+err = Console(stderr=True)
+out = Console()
+
+ModeOpt = Annotated[str | None, typer.Option("--mode", help="base | fast | base-nightly")]
+ResizeOpt = Annotated[str | None, typer.Option("--resize", help="static | dynamic")]
+CheckpointOpt = Annotated[Path | None, typer.Option("--checkpoint", help="checkpoint file to load")]
+DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda | mps")]
+
+
+def _settings(**overrides: object) -> Settings:
+    """Environment settings with the given command-line options on top; exit 2 when invalid."""
+    try:
+        return load_settings(**{key: value for key, value in overrides.items() if value is not None})
+    except SettingsError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="interface to bind (PETCUT_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (PORT)")] = None,
+) -> None:
+    """Run the HTTP service."""
+    from petcut.api.server import run
+
+    run(_settings(host=host, port=port))
+
+
+@app.command()
+def remove(
+    images: Annotated[list[Path], typer.Argument(help="image files", exists=False)],
+    output: Annotated[Path, typer.Option("-o", "--output", help="output directory")],
+    mask: Annotated[bool, typer.Option("--mask", help="write the alpha mask (L) instead of the cut-out")] = False,
+    fmt: Annotated[str, typer.Option("--format", help="png | webp | jpeg")] = "png",
+    mode: ModeOpt = None,
+    resize: ResizeOpt = None,
+    checkpoint: CheckpointOpt = None,
+    device: DeviceOpt = None,
+) -> None:
+    """Cut the subject out of each IMAGE into OUTPUT/<stem>.<format>; go on past failures."""
+    fmt = fmt.lower()
+    if fmt not in ("png", "webp", "jpeg", "jpg"):
+        err.print(f"[red]error:[/red] --format must be png, webp or jpeg, not {fmt!r}")
+        raise typer.Exit(2)
+    settings = _settings(mode=mode, resize=resize, checkpoint=checkpoint, device=device)
+    failed = remove_files(images, output, settings, mask=mask, fmt=fmt, console=err)
+    raise typer.Exit(1 if failed else 0)
+
+
+@weights_app.command("path")
+def weights_path(mode: ModeOpt = None) -> None:
+    """Print where the weights for MODE are expected."""
+    from petcut.model import checkpoint
+
+    out.print(str(checkpoint.default_path(_settings(mode=mode))), soft_wrap=True)
+
+
+@weights_app.command("download")
+def weights_download(
+    mode: ModeOpt = None,
+    force: Annotated[bool, typer.Option(help="download even if a verified file exists")] = False,
+) -> None:
+    """Download the published checkpoint for MODE into the weights directory and verify its md5."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    from petcut.model import checkpoint
+    from petcut.model.base import ModelError
+
+    settings = _settings(mode=mode)
+    target = checkpoint.default_path(settings)
+    if target.is_file() and not force:
+        try:
+            checkpoint.verify(target, settings.mode)
+            out.print(f"already present and verified: {target}")
+            return
+        except ModelError:
+            err.print(f"{target} is corrupt; downloading again")
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), console=err) as progress:  # fmt: skip
+        task = progress.add_task(f"{settings.mode} weights", total=None)
+        try:
+            path = checkpoint.download(
+                settings.mode,
+                settings.weights_dir,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+        except ModelError as exc:
+            progress.stop()
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
+    out.print(f"downloaded and verified: {path}")
+
+
+@weights_app.command("verify")
+def weights_verify(mode: ModeOpt = None, checkpoint_path: CheckpointOpt = None) -> None:
+    """Check the weights file against the published md5 (exit 1 if missing or corrupt)."""
+    from petcut.model import checkpoint
+    from petcut.model.base import ModelError
+
+    settings = _settings(mode=mode, checkpoint=checkpoint_path)
+    try:
+        path = checkpoint.locate(settings)
+        if checkpoint.verify(path, settings.mode, use_stamp=False):
+            out.print(f"ok: {path} matches the published md5 for {settings.mode}")
+        else:
+            out.print(f"{path}: no published md5 for {settings.mode}; size {path.stat().st_size} bytes")
+    except ModelError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+def _output_name(source: Path, ext: str, taken: set[str]) -> str:
+    """``<stem>.<ext>``, made unique when two inputs share a stem (``a.jpg`` and ``a.png``)."""
+    name, counter = f"{source.stem}.{ext}", 2
+    while name in taken:
+        name, counter = f"{source.stem}-{counter}.{ext}", counter + 1
+    taken.add(name)
+    return name
+
+
+def remove_files(images: list[Path], output: Path, settings: Settings, *, mask: bool, fmt: str,
+                 console: Console) -> list[Path]:  # fmt: skip
+    """Process each image; report and skip failures. Returns the images that failed."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from petcut.imaging import ImageError, alpha_to_mask, decode_image, encode_image
+    from petcut.model.base import ModelError
+    from petcut.model.segmenter import load_segmenter
+    from petcut.pipeline import segment
+
+    try:
+        segmenter = load_segmenter(settings)
+    except ModelError as exc:
+        console.print(f"[red]error:[/red] cannot load the model: {exc}")
+        raise typer.Exit(2) from None
+    output.mkdir(parents=True, exist_ok=True)
+    ext = "jpg" if fmt in ("jpeg", "jpg") else fmt
+    failed: list[Path] = []
+    taken: set[str] = set()
+    with Progress("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as progress:  # fmt: skip
+        task = progress.add_task("removing backgrounds", total=len(images))
+        for source in images:
+            progress.update(task, description=source.name)
+            try:
+                decoded = decode_image(
+                    source.read_bytes(), max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels
+                )
+                cutout = segment(segmenter, decoded.rgb, settings.foreground)
+                image = alpha_to_mask(cutout.alpha) if mask else cutout.rgba
+                target = output / _output_name(source, ext, taken)
+                target.write_bytes(encode_image(image, fmt))
+                progress.console.print(f"{source} → {target}")
+            except (ImageError, OSError) as exc:
+                failed.append(source)
+                progress.console.print(f"[red]failed:[/red] {source}: {exc}")
+            progress.advance(task)
+    if failed:
+        console.print(f"[red]{len(failed)} of {len(images)} failed[/red]")
+    return failed
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

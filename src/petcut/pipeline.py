@@ -1,0 +1,305 @@
+"""decode → segment (cached) → effects → encode: the one place that orchestrates a request.
+
+The synchronous core (:func:`make_cutout`, :func:`segment`) is shared by the CLI and the service. The
+service's :class:`Pipeline` runs each step where it belongs: decoding, effects and encoding in the
+bounded CPU pool, the model on the runtime's single worker, and consults the result cache first so a
+repeated request does no model work (and, when every output is cached, no decoding either).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import struct
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from io import BytesIO
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+from PIL import Image
+
+from petcut import effects
+from petcut.cache import ResultCache, cache_key, content_digest
+from petcut.config import Settings
+from petcut.imaging import (
+    composite,
+    crop,
+    decode_image,
+    encode_image,
+    expand_box,
+    fit_max_side,
+    subject_bbox,
+    to_rgba,
+)
+from petcut.imaging.foreground import estimate_foreground
+from petcut.model.base import Segmenter
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Cutout:
+    """A segmented image: ``rgba`` (uint8 H×W×4, RGB = estimated foreground colour) and its ``alpha``."""
+
+    rgba: np.ndarray
+    alpha: np.ndarray
+
+
+def make_cutout(rgb: np.ndarray, alpha: np.ndarray, foreground: str) -> Cutout:
+    """Combine the photo and the predicted alpha into an RGBA cut-out (post-processing, no model)."""
+    colour = estimate_foreground(rgb, alpha, method=foreground)
+    return Cutout(rgba=to_rgba(colour, alpha), alpha=alpha)
+
+
+def segment(segmenter: Segmenter, rgb: np.ndarray, foreground: str) -> Cutout:
+    """Run the model on ``rgb`` (uint8 H×W×3) and build the cut-out, synchronously."""
+    return make_cutout(rgb, segmenter.predict_alpha(rgb), foreground)
+
+
+class ModelOutputError(RuntimeError):
+    """The segmenter returned something that is not an H×W alpha in [0, 1] (a bug: 500)."""
+
+
+def check_alpha(alpha: object, height: int, width: int) -> np.ndarray:
+    if not isinstance(alpha, np.ndarray) or alpha.shape != (height, width):
+        shape = getattr(alpha, "shape", None)
+        raise ModelOutputError(f"the model returned {type(alpha).__name__} {shape}, expected ({height}, {width})")
+    if not np.issubdtype(alpha.dtype, np.floating) or not np.isfinite(alpha).all():
+        raise ModelOutputError("the model returned a non-finite or non-float alpha")
+    return alpha
+
+
+class NoSubjectError(ValueError):
+    """Cropping to the subject was asked for, but the model found no subject."""
+
+
+# --- what the service's pipeline needs from its surroundings -----------------------------------------
+class Executor(Protocol):
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T: ...
+
+
+class ModelAccess(Protocol):
+    def check_available(self) -> None: ...
+
+    async def predict_alpha(self, rgb: np.ndarray, *, internal: bool = False) -> np.ndarray: ...
+
+
+# --- cache values: a small JSON header and the image bytes ----------------------------------------------
+def pack(meta: Mapping[str, Any], payload: bytes) -> bytes:
+    header = json.dumps(meta, separators=(",", ":")).encode()
+    return struct.pack(">I", len(header)) + header + payload
+
+
+def unpack(blob: bytes) -> tuple[dict[str, Any], bytes]:
+    (size,) = struct.unpack_from(">I", blob)
+    return json.loads(blob[4 : 4 + size]), blob[4 + size :]
+
+
+def _decode_png(data: bytes) -> np.ndarray:
+    with Image.open(BytesIO(data)) as image:
+        return np.asarray(image.convert("RGBA"))
+
+
+# --- results ---------------------------------------------------------------------------------------------
+@dataclass
+class SegmentedImage:
+    """The cut-out of one upload, its subject box, and whether it came from the cache."""
+
+    rgba: np.ndarray
+    box: Box | None
+    cache_hit: bool
+    seconds: float
+    png: bytes | None = None  # the encoded full-size cut-out, when already at hand
+
+
+@dataclass(frozen=True)
+class RemoveOptions:
+    output: str = "cutout"  # cutout | mask
+    fmt: str = "png"
+    bg_color: tuple[int, int, int] | None = None
+    crop: bool = False
+    crop_margin: str = "0"
+    max_side: int | None = None
+
+
+@dataclass
+class ImageResult:
+    data: bytes
+    fmt: str
+    width: int
+    height: int
+    box: Box | None
+    cache_hit: bool
+    timings: dict[str, float]
+
+
+@dataclass
+class EffectsResult:
+    images: dict[str, bytes]
+    fmt: str
+    failed: list[str]
+    background_hit: bool
+    effect_hits: dict[str, bool]
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total_cache_hits(self) -> int:
+        return int(self.background_hit) + sum(self.effect_hits.values())
+
+
+class Pipeline:
+    """The service's request path. One per app; safe to call concurrently from the event loop."""
+
+    def __init__(self, settings: Settings, model: ModelAccess, cpu: Executor, cache: ResultCache) -> None:
+        self.settings = settings
+        self.model = model
+        self.cpu = cpu
+        self.cache = cache
+
+    # --- the cut-out ---------------------------------------------------------------------------------
+    def _decode(self, data: bytes):
+        return decode_image(data, max_bytes=self.settings.max_upload_bytes, max_pixels=self.settings.max_pixels)
+
+    def _post(self, rgb: np.ndarray, alpha: np.ndarray, encode: bool) -> tuple[np.ndarray, Box | None, bytes | None]:
+        cutout = make_cutout(rgb, alpha, self.settings.foreground)
+        png = encode_image(cutout.rgba, "png") if encode else None
+        return cutout.rgba, subject_bbox(alpha), png
+
+    async def segment(self, data: bytes, *, use_cache: bool = True, internal: bool = False) -> SegmentedImage:
+        """The full-size cut-out of ``data``, from the cache when possible, else from the model."""
+        started = time.perf_counter()
+        key = cache_key(self.settings, content_digest(data), "cutout")
+        if use_cache and not internal:
+            blob = await self.cache.get(key)
+            if blob is not None:
+                meta, png = unpack(blob)
+                rgba = await self.cpu.run(_decode_png, png)
+                box = tuple(meta["box"]) if meta.get("box") else None
+                return SegmentedImage(rgba, box, True, time.perf_counter() - started, png)  # type: ignore[arg-type]
+        if not internal:
+            self.model.check_available()  # refuse (and start a load) before decoding anything
+        decoded = await self.cpu.run(self._decode, data)
+        rgb = decoded.rgb
+        alpha = await self.model.predict_alpha(rgb, internal=internal)
+        alpha = check_alpha(alpha, rgb.shape[0], rgb.shape[1])
+        store = use_cache and not internal
+        rgba, box, png = await self.cpu.run(self._post, rgb, alpha, store)
+        if store and png is not None:
+            await self.cache.set(key, pack({"box": box}, png))
+        return SegmentedImage(rgba, box, False, time.perf_counter() - started, png)
+
+    # --- remove-background ----------------------------------------------------------------------------
+    def _render_removal(self, seg: SegmentedImage, options: RemoveOptions) -> tuple[bytes, int, int]:
+        image = seg.rgba
+        if options.crop:
+            if seg.box is None:
+                raise NoSubjectError("no subject was found in the image, so there is nothing to crop to")
+            height, width = image.shape[:2]
+            image = crop(image, expand_box(seg.box, options.crop_margin, width, height))
+        if options.max_side:
+            image = fit_max_side(image, options.max_side)
+        if options.output == "mask":
+            image = np.ascontiguousarray(image[..., 3])
+        elif options.bg_color is not None:
+            image = composite(image, options.bg_color)
+        elif (
+            options.fmt == "png" and seg.png is not None and image is seg.rgba
+        ):  # the plain full-size cut-out: already encoded
+            return seg.png, image.shape[1], image.shape[0]
+        data = encode_image(image, options.fmt, bg_color=options.bg_color or (255, 255, 255))
+        return data, image.shape[1], image.shape[0]
+
+    async def remove_background(self, data: bytes, options: RemoveOptions, *, use_cache: bool = True) -> ImageResult:
+        started = time.perf_counter()
+        digest = content_digest(data)
+        key = cache_key(self.settings, digest, "remove", **vars(options))
+        if use_cache:
+            blob = await self.cache.get(key)
+            if blob is not None:
+                meta, payload = unpack(blob)
+                box = tuple(meta["box"]) if meta.get("box") else None
+                elapsed = time.perf_counter() - started
+                return ImageResult(payload, options.fmt, meta["width"], meta["height"], box, True,  # type: ignore[arg-type]
+                                   {"total": elapsed, "background_removal": 0.0, "encode": 0.0})  # fmt: skip
+        seg = await self.segment(data, use_cache=use_cache)
+        encode_started = time.perf_counter()
+        payload, width, height = await self.cpu.run(self._render_removal, seg, options)
+        if use_cache:
+            await self.cache.set(key, pack({"box": seg.box, "width": width, "height": height}, payload))
+        now = time.perf_counter()
+        timings = {"total": now - started, "background_removal": seg.seconds, "encode": now - encode_started}
+        return ImageResult(payload, options.fmt, width, height, seg.box, seg.cache_hit, timings)
+
+    # --- effects ----------------------------------------------------------------------------------------
+    def _render_effect(self, rgba: np.ndarray, name: str, params: dict[str, Any], fmt: str) -> bytes:
+        return encode_image(effects.apply(name, rgba, params), fmt)
+
+    async def render_effects(
+        self,
+        data: bytes,
+        names: Sequence[str],
+        params: Mapping[str, dict[str, Any]],
+        *,
+        fmt: str = "png",
+        max_side: int | None = None,
+        use_cache: bool = True,
+    ) -> EffectsResult:
+        """Each named effect of the cut-out of ``data``, encoded as ``fmt``; effects run in parallel.
+
+        ``params`` must already be validated (full parameter sets from ``effects.validate_params``).
+        """
+        started = time.perf_counter()
+        digest = content_digest(data)
+        keys = {
+            name: cache_key(
+                self.settings, digest, "effect", effect=name, params=params[name], fmt=fmt, max_side=max_side
+            )
+            for name in names
+        }
+        images: dict[str, bytes] = {}
+        if use_cache:
+            found = await asyncio.gather(*(self.cache.get(keys[name]) for name in names))
+            images = {name: blob for name, blob in zip(names, found, strict=True) if blob is not None}
+        hits = {name: name in images for name in names}
+        missing = [name for name in names if name not in images]
+        background_hit, removal_seconds = True, 0.0
+        failed: list[str] = []
+        effects_started = time.perf_counter()
+        if missing:
+            seg = await self.segment(data, use_cache=use_cache)
+            background_hit, removal_seconds = seg.cache_hit, seg.seconds
+            effects_started = time.perf_counter()
+            rgba = seg.rgba if not max_side else await self.cpu.run(fit_max_side, seg.rgba, max_side)
+            rendered = await asyncio.gather(
+                *(self.cpu.run(self._render_effect, rgba, name, params[name], fmt) for name in missing),
+                return_exceptions=True,
+            )
+            for name, outcome in zip(missing, rendered, strict=True):
+                if isinstance(outcome, BaseException):
+                    if not isinstance(outcome, Exception):
+                        raise outcome
+                    log.error("effect failed", extra={"effect": name}, exc_info=outcome)
+                    failed.append(name)
+                    continue
+                images[name] = outcome
+                if use_cache:
+                    await self.cache.set(keys[name], outcome)
+        now = time.perf_counter()
+        return EffectsResult(
+            images={name: images[name] for name in names if name in images},
+            fmt=fmt,
+            failed=failed,
+            background_hit=background_hit,
+            effect_hits=hits,
+            timings={
+                "total": now - started,
+                "background_removal": removal_seconds,
+                "effects_processing": now - effects_started,
+            },
+        )
+
