@@ -1,0 +1,101 @@
+"""``create_app()``: the ASGI application uvicorn serves.
+
+Nothing happens at import time. The model runtime is created here and started by the lifespan, which
+returns at once (the port opens immediately; the model loads in the background).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp
+
+from petcut import __version__
+from petcut.api import routes_health, routes_processing
+from petcut.api.deps import CpuPool
+from petcut.api.errors import install_error_handlers
+from petcut.api.middleware import MULTIPART_SLACK, CorsPolicy, EdgeMiddleware
+from petcut.api.warmup import make_probe
+from petcut.config import Settings, load_settings
+from petcut.model.base import Segmenter
+from petcut.model.runtime import ModelRuntime
+from petcut.observability import Metrics, StartupTimeline
+
+log = logging.getLogger("petcut.api")
+
+Loader = Callable[[Settings], Segmenter]
+
+LOGGED_SETTINGS = {
+    "mode", "resize", "target_size", "device", "precision", "foreground", "max_upload_mb", "max_pixels",
+    "host", "port", "log_level", "skip_model_preload", "min_instances", "cors_origins", "max_queue",
+    "queue_timeout_s", "inference_timeout_s", "cpu_workers", "load_attempts", "shutdown_timeout_s",
+}  # fmt: skip
+
+
+def default_loader(settings: Settings) -> Segmenter:
+    """The real InSPyReNet loader, imported only when a load starts (torch stays out of ``/health``)."""
+    from petcut.model.segmenter import load_segmenter
+
+    return load_segmenter(settings)
+
+
+class PetcutAPI(FastAPI):
+    """FastAPI whose outermost layer is :class:`EdgeMiddleware`, outside ServerErrorMiddleware."""
+
+    edge_options: dict[str, object]
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return EdgeMiddleware(super().build_middleware_stack(), **self.edge_options)  # type: ignore[arg-type]
+
+
+def create_app(settings: Settings | None = None, *, load_segmenter: Loader | None = None) -> PetcutAPI:
+    """Build the app. ``settings=None`` reads the environment; ``load_segmenter`` replaces the real loader
+    (tests pass fakes that sleep, raise or return a deterministic segmenter)."""
+    settings = settings or load_settings()
+    started_at = time.monotonic()
+    metrics = Metrics()
+    timeline = StartupTimeline(logging.getLogger("petcut.startup"), start=started_at)
+    cpu = CpuPool(settings.cpu_workers)
+    runtime = ModelRuntime(
+        settings,
+        load_segmenter or default_loader,
+        warmup_probe=make_probe(settings, cpu),
+        metrics=metrics,
+        timeline=timeline,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        timeline.mark("imports done")
+        if settings.enable_startup_logging:  # a fixed list: no secrets (URLs with passwords) in logs
+            log.info("settings", extra={"settings": settings.model_dump(mode="json", include=LOGGED_SETTINGS)})
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+            log.info("shutdown complete")
+
+    app = PetcutAPI(
+        title="petcut",
+        version=__version__,
+        description="Background removal and print effects for pet photos (InSPyReNet).",
+        lifespan=lifespan,
+    )
+    app.edge_options = {
+        "cors": CorsPolicy(settings.cors_origins, settings.cors_origin_regex),
+        "max_body_bytes": settings.max_upload_bytes + MULTIPART_SLACK,
+    }
+    app.state.settings = settings
+    app.state.runtime = runtime
+    app.state.cpu = cpu
+    app.state.metrics = metrics
+    app.state.started_at = started_at
+    install_error_handlers(app)
+    app.include_router(routes_health.router)
+    app.include_router(routes_processing.router)
+    return app

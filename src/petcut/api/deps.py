@@ -1,0 +1,75 @@
+"""What routes get from the app: settings, the model runtime, the CPU pool, disconnect watching."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+from fastapi import Request
+
+from petcut.api.errors import ApiError
+from petcut.config import Settings
+from petcut.model.runtime import ModelRuntime
+
+T = TypeVar("T")
+
+
+class CpuPool:
+    """A bounded pool for decoding, post-processing and encoding, off the event loop."""
+
+    def __init__(self, workers: int | None) -> None:
+        self.workers = workers or max(1, min(4, os.cpu_count() or 1))
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self._limiter is None:  # created on the event loop that uses it
+            self._limiter = anyio.CapacityLimiter(self.workers)
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=self._limiter)
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_runtime(request: Request) -> ModelRuntime:
+    return request.app.state.runtime
+
+
+def get_cpu(request: Request) -> CpuPool:
+    return request.app.state.cpu
+
+
+async def _wait_for_disconnect(request: Request) -> None:
+    """Returns when the client goes away. Only call once the request body has been read."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+    """Await ``work``; if the client disconnects first, cancel it (its queued model job is withdrawn)
+    and answer 499 (nobody reads it; it is for the logs)."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_wait_for_disconnect(request))
+    try:
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        watcher.cancel()
+        raise
+    if task in done:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
+    raise ApiError(499, "client_closed_request", "The client closed the connection.")

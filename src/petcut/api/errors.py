@@ -1,0 +1,224 @@
+"""The JSON error envelope and the mapping of every exception to a truthful status.
+
+``{"success": false, "error": {"code", "message", "request_id"}}`` plus ``retry_after`` and ``status``
+on 503. Bodies never hold exception text from libraries, stack traces or file paths: those go to the
+log, keyed by the request id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from petcut.model.runtime_errors import DeadlineExceeded, RuntimeRejection, Unavailable
+
+log = logging.getLogger("petcut.api")
+
+REQUEST_ID_KEY = "petcut.request_id"
+
+CODE_BY_STATUS = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    408: "request_timeout",
+    409: "conflict",
+    411: "length_required",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable_content",
+    429: "rate_limited",
+    499: "client_closed_request",
+    500: "internal_error",
+    501: "not_implemented",
+    503: "unavailable",
+    504: "deadline_exceeded",
+}
+
+MESSAGE_BY_STATUS = {
+    404: "No such route.",
+    405: "This method is not allowed on this route.",
+    413: "The request body is larger than the upload limit.",
+    500: "An internal error occurred; it has been logged.",
+}
+
+
+class ApiError(Exception):
+    """An error a route raises on purpose: its status, code and message reach the client as is."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        retry_after: int | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+        self.headers = headers or {}
+        self.extra = extra or {}
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """Raised from ``receive`` when a streamed body passes the limit (FastAPI re-raises HTTPException)."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=413, detail=MESSAGE_BY_STATUS[413])
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def request_id_of(request: Request) -> str:
+    rid = request.scope.get(REQUEST_ID_KEY)
+    if not rid:  # outside the edge middleware (should not happen): still answer with an id
+        rid = request.scope[REQUEST_ID_KEY] = new_request_id()
+    return str(rid)
+
+
+def envelope(
+    code: str,
+    message: str,
+    request_id: str,
+    *,
+    retry_after: int | None = None,
+    status: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"success": False, "error": {"code": code, "message": message, "request_id": request_id}}
+    if extra:
+        body.update(extra)
+    if retry_after is not None:
+        body["retry_after"] = retry_after
+    if status is not None:
+        body["status"] = status
+    return body
+
+
+def envelope_bytes(code: str, message: str, request_id: str, **kwargs: Any) -> bytes:
+    return json.dumps(envelope(code, message, request_id, **kwargs), ensure_ascii=False).encode()
+
+
+def error_response(
+    request: Request,
+    status_code: int,
+    code: str,
+    message: str,
+    *,
+    retry_after: int | None = None,
+    status: str | None = None,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    """A JSON error; 503 always carries ``Retry-After`` (header and body) and ``status``."""
+    headers = dict(headers or {})
+    if status_code == 503:
+        retry_after = retry_after or 5
+        status = status or "unavailable"
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    body = envelope(code, message, request_id_of(request), retry_after=retry_after, status=status, extra=extra)
+    return JSONResponse(body, status_code=status_code, headers=headers)
+
+
+def _describe_validation(exc: RequestValidationError) -> tuple[str, str]:
+    parts = []
+    in_request_line = False
+    for error in exc.errors():
+        loc = [str(p) for p in error.get("loc", ())]
+        if loc and loc[0] in ("query", "path", "header", "cookie"):
+            in_request_line = True
+        where = ".".join(loc[1:]) if len(loc) > 1 else ".".join(loc)
+        parts.append(f"{where}: {error.get('msg', 'invalid')}" if where else str(error.get("msg", "invalid")))
+    code = "invalid_parameter" if in_request_line else "bad_request"
+    return code, "Invalid request: " + "; ".join(parts[:5])
+
+
+async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    code, message = _describe_validation(exc)
+    return error_response(request, 400, code, message)
+
+
+async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    status_code = exc.status_code
+    code = CODE_BY_STATUS.get(status_code, "error" if status_code < 500 else "internal_error")
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    message = MESSAGE_BY_STATUS.get(status_code) or detail or "The request failed."
+    if status_code == 400 and detail:
+        message = detail
+    return error_response(request, status_code, code, message, headers=dict(exc.headers or {}))
+
+
+async def _api_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(
+        request,
+        exc.status,
+        exc.code,
+        exc.message,
+        retry_after=exc.retry_after,
+        headers=exc.headers,
+        extra=exc.extra or None,
+    )
+
+
+async def _runtime_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RuntimeRejection)
+    if isinstance(exc, Unavailable):
+        log.warning("request refused: %s", exc.code, extra={"code": exc.code, "state": exc.state})
+        return error_response(
+            request, 503, exc.code, exc.message, retry_after=exc.retry_after, status=exc.state or _state(request)
+        )
+    if isinstance(exc, DeadlineExceeded):
+        log.warning("request deadline exceeded", extra={"code": exc.code})
+        return error_response(request, 504, exc.code, exc.message)
+    return error_response(request, 503, exc.code, exc.message, retry_after=5, status=exc.state or _state(request))
+
+
+def _state(request: Request) -> str:
+    """The runtime's state, for the ``status`` of a 503 raised without one."""
+    runtime = getattr(request.app.state, "runtime", None)
+    return str(runtime.state) if runtime is not None else "unavailable"
+
+
+async def _image_handler(request: Request, exc: Exception) -> JSONResponse:
+    status_code = int(getattr(exc, "http_status", 400))
+    code = str(getattr(exc, "code", "invalid_image"))
+    log.info("bad image: %s", code, extra={"code": code, "status": status_code})
+    return error_response(request, status_code, code, str(exc))
+
+
+async def internal_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Any unhandled exception (runs in ServerErrorMiddleware; the edge middleware logs the traceback)."""
+    return error_response(request, 500, "internal_error", MESSAGE_BY_STATUS[500])
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_handler)
+    app.add_exception_handler(ApiError, _api_handler)
+    app.add_exception_handler(RuntimeRejection, _runtime_handler)
+    app.add_exception_handler(Exception, internal_error_handler)
+    try:
+        from petcut.imaging.errors import ImageError
+    except ImportError:  # pragma: no cover - imaging is part of the package
+        return
+    app.add_exception_handler(ImageError, _image_handler)

@@ -1,0 +1,133 @@
+"""``/health`` (liveness), ``/ready`` (readiness), ``/`` (what runs here) and ``/warmup``.
+
+``/health`` and ``/ready`` read the runtime's state under a lock and nothing else: they never load the
+model, touch the device or import torch, and answer while the worker is busy.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from petcut import __version__
+from petcut.api.deps import get_runtime, get_settings
+from petcut.api.errors import envelope, request_id_of
+from petcut.config import Settings
+from petcut.model.runtime import ModelRuntime, WarmupOutcome
+from petcut.model.runtime_errors import State
+
+router = APIRouter()
+
+SERVICE_NAME = "petcut"
+
+
+@router.get("/health", tags=["health"])
+async def health(request: Request, runtime: ModelRuntime = Depends(get_runtime)) -> JSONResponse:
+    status = runtime.status()
+    poisoned = status.state is State.POISONED
+    body = {
+        "status": "unhealthy" if poisoned else "healthy",
+        "container_ready": not poisoned,
+        "model_ready": status.model_ready,
+        "model_status": str(status.state),
+        "uptime_s": round(time.monotonic() - request.app.state.started_at, 3),
+        "version": __version__,
+    }
+    if not poisoned:
+        return JSONResponse(body)
+    body.update(envelope("device_fault", status.reason, request_id_of(request), retry_after=status.retry_after))
+    return JSONResponse(body, status_code=503, headers={"Retry-After": str(status.retry_after)})
+
+
+@router.get("/ready", tags=["health"])
+async def ready(request: Request, runtime: ModelRuntime = Depends(get_runtime)) -> JSONResponse:
+    status = runtime.status()
+    body = {"status": str(status.state), "reason": status.reason, "since": status.since}
+    if status.state is State.READY:
+        return JSONResponse({"success": True, "ready": True, **body})
+    body.update(
+        envelope(
+            "not_ready", status.reason, request_id_of(request), retry_after=status.retry_after, status=str(status.state)
+        )
+    )
+    body["ready"] = False
+    return JSONResponse(body, status_code=503, headers={"Retry-After": str(status.retry_after)})
+
+
+@router.get("/", tags=["health"])
+async def root(
+    runtime: ModelRuntime = Depends(get_runtime), settings: Settings = Depends(get_settings)
+) -> dict[str, object]:
+    status = runtime.status()
+    return {
+        "service": SERVICE_NAME,
+        "version": __version__,
+        "mode": settings.mode,
+        "resize": settings.resize,
+        "device": status.device or settings.device,
+        "state": str(status.state),
+        "model": status.description,
+        "queue": {"depth": status.queue_depth, "in_flight": status.in_flight, "max": settings.max_queue},
+    }
+
+
+_HTTP_BY_OUTCOME = {"success": 200, "partial": 206, "loading": 503, "unavailable": 503, "error": 500}
+_CODE_BY_OUTCOME = {"loading": "model_loading", "unavailable": "unavailable", "error": "model_load_failed"}
+
+
+@router.post("/warmup", tags=["health"])
+async def warmup(
+    request: Request,
+    runtime: ModelRuntime = Depends(get_runtime),
+    settings: Settings = Depends(get_settings),
+) -> JSONResponse:
+    """Load the model if needed (bounded wait), run the warmup on the sample photo and a 16×16 image."""
+    started = time.perf_counter()
+    outcome: WarmupOutcome = await runtime.request_warmup(settings.warmup_wait_s)
+    status = runtime.status()
+    http_status = _HTTP_BY_OUTCOME[outcome.kind]
+    result = outcome.result
+    model_ready = outcome.kind in ("success", "partial") and status.model_ready
+    warmup_time = result.duration_s if result is not None else 0.0
+    if outcome.kind in ("success", "partial"):
+        label = outcome.kind
+    elif outcome.kind == "error":
+        label = "error"
+    else:
+        label = str(status.state) if status.state in (State.DRAINING, State.POISONED) else "loading"
+    body: dict[str, object] = {
+        "status": label,
+        "model_ready": model_ready,
+        "message": outcome.message,
+        "total_time": round(time.perf_counter() - started, 3),
+        "model_load_time": status.load_time_s,
+        "warmup_time": warmup_time,
+        "device": status.device or settings.device,
+        "mode": settings.mode,
+        "resize": settings.resize,
+        "state": str(status.state),
+    }
+    if result is not None:
+        body["details"] = result.details
+    headers = {
+        "X-Warmup-Status": label,
+        "X-Model-Ready": "true" if model_ready else "false",
+        "X-Warmup-Time": f"{warmup_time:.3f}",
+    }
+    if http_status >= 500:
+        retry_after = outcome.retry_after if http_status == 503 else None
+        env = envelope(_CODE_BY_OUTCOME[outcome.kind], outcome.message, request_id_of(request), retry_after=retry_after)
+        body = {**env, **body}
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
+    else:
+        body = {"success": outcome.kind == "success", **body}
+    return JSONResponse(body, status_code=http_status, headers=headers)
+
+
+# HEAD for the probes and GET for /warmup: same handlers, separate routes (unique OpenAPI operation ids)
+router.add_api_route("/health", health, methods=["HEAD"], include_in_schema=False)
+router.add_api_route("/ready", ready, methods=["HEAD"], include_in_schema=False)
+router.add_api_route("/warmup", warmup, methods=["GET"], tags=["health"], operation_id="warmup_get")
