@@ -214,7 +214,12 @@ class Pipeline:
         data = encode_image(image, options.fmt, bg_color=options.bg_color or (255, 255, 255))
         return data, image.shape[1], image.shape[0]
 
-    async def remove_background(self, data: bytes, options: RemoveOptions, *, use_cache: bool = True) -> ImageResult:
+    async def remove_background(
+        self, data: bytes, options: RemoveOptions, *, use_cache: bool = True, internal: bool = False
+    ) -> ImageResult:
+        """The cut-out (or mask) of ``data`` as image bytes. ``internal`` is the warmup: no admission
+        control, no cache."""
+        use_cache = use_cache and not internal
         started = time.perf_counter()
         digest = content_digest(data)
         key = cache_key(self.settings, digest, "remove", **vars(options))
@@ -226,7 +231,7 @@ class Pipeline:
                 elapsed = time.perf_counter() - started
                 return ImageResult(payload, options.fmt, meta["width"], meta["height"], box, True,  # type: ignore[arg-type]
                                    {"total": elapsed, "background_removal": 0.0, "encode": 0.0})  # fmt: skip
-        seg = await self.segment(data, use_cache=use_cache)
+        seg = await self.segment(data, use_cache=use_cache, internal=internal)
         encode_started = time.perf_counter()
         payload, width, height = await self.cpu.run(self._render_removal, seg, options)
         if use_cache:
@@ -236,8 +241,10 @@ class Pipeline:
         return ImageResult(payload, options.fmt, width, height, seg.box, seg.cache_hit, timings)
 
     # --- effects ----------------------------------------------------------------------------------------
-    def _render_effect(self, rgba: np.ndarray, name: str, params: dict[str, Any], fmt: str) -> bytes:
-        return encode_image(effects.apply(name, rgba, params), fmt)
+    def _render_effect(
+        self, rgba: np.ndarray, name: str, params: dict[str, Any], fmt: str, bg_color: tuple[int, int, int] | None
+    ) -> bytes:
+        return encode_image(effects.apply(name, rgba, params), fmt, bg_color=bg_color or (255, 255, 255))
 
     async def render_effects(
         self,
@@ -247,6 +254,7 @@ class Pipeline:
         *,
         fmt: str = "png",
         max_side: int | None = None,
+        bg_color: tuple[int, int, int] | None = None,
         use_cache: bool = True,
     ) -> EffectsResult:
         """Each named effect of the cut-out of ``data``, encoded as ``fmt``; effects run in parallel.
@@ -257,7 +265,8 @@ class Pipeline:
         digest = content_digest(data)
         keys = {
             name: cache_key(
-                self.settings, digest, "effect", effect=name, params=params[name], fmt=fmt, max_side=max_side
+                self.settings, digest, "effect", effect=name, params=params[name], fmt=fmt, max_side=max_side,
+                bg=bg_color if fmt == "jpeg" else None,
             )
             for name in names
         }
@@ -276,7 +285,7 @@ class Pipeline:
             effects_started = time.perf_counter()
             rgba = seg.rgba if not max_side else await self.cpu.run(fit_max_side, seg.rgba, max_side)
             rendered = await asyncio.gather(
-                *(self.cpu.run(self._render_effect, rgba, name, params[name], fmt) for name in missing),
+                *(self.cpu.run(self._render_effect, rgba, name, params[name], fmt, bg_color) for name in missing),
                 return_exceptions=True,
             )
             for name, outcome in zip(missing, rendered, strict=True):

@@ -180,7 +180,7 @@ def test_validation_errors_are_400_envelopes() -> None:
         async with Service() as svc:
             await svc.wait_state(State.READY)
             no_file = await svc.client.post("/api/v2/remove-background", data={"other": "x"})
-            check_error(no_file, 400, "bad_request")
+            check_error(no_file, 400, "missing_file")
             bad_param = await svc.client.post(
                 "/api/v2/remove-background",
                 params={"use_cache": "perhaps"},

@@ -18,7 +18,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from petcut.api.routes_storage import router
+from petcut.api import create_app
+from petcut.config import Settings
 from petcut.storage import ImageStore
 
 
@@ -47,12 +48,14 @@ def jpeg() -> bytes:
 
 
 def make_app(store: ImageStore | None) -> FastAPI:
-    """What the lead's app factory does for storage: include the router, set ``app.state.image_store``."""
-    app = FastAPI()
-    app.include_router(router)
-    if store is not None:
-        app.state.image_store = store
+    """The real app (its model never loads: no lifespan runs) with ``store`` as its image store."""
+    app = create_app(Settings(skip_model_preload=True), load_segmenter=_no_model)
+    app.state.image_store = store
     return app
+
+
+def _no_model(settings: Settings):
+    raise AssertionError("storage tests never load the model")
 
 
 @pytest.fixture

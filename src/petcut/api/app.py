@@ -15,15 +15,18 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from petcut import __version__
-from petcut.api import routes_health, routes_processing
+from petcut.api import routes_health, routes_processing, routes_storage
 from petcut.api.deps import CpuPool
 from petcut.api.errors import install_error_handlers
 from petcut.api.middleware import MULTIPART_SLACK, CorsPolicy, EdgeMiddleware
 from petcut.api.warmup import make_probe
+from petcut.cache import open_cache
 from petcut.config import Settings, load_settings
 from petcut.model.base import Segmenter
 from petcut.model.runtime import ModelRuntime
 from petcut.observability import Metrics, StartupTimeline
+from petcut.pipeline import Pipeline
+from petcut.storage import open_store
 
 log = logging.getLogger("petcut.api")
 
@@ -60,13 +63,15 @@ def create_app(settings: Settings | None = None, *, load_segmenter: Loader | Non
     metrics = Metrics()
     timeline = StartupTimeline(logging.getLogger("petcut.startup"), start=started_at)
     cpu = CpuPool(settings.cpu_workers)
+    cache = open_cache(settings)
     runtime = ModelRuntime(
         settings,
         load_segmenter or default_loader,
-        warmup_probe=make_probe(settings, cpu),
+        warmup_probe=make_probe(lambda: pipeline),
         metrics=metrics,
         timeline=timeline,
     )
+    pipeline = Pipeline(settings, runtime, cpu, cache)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -78,6 +83,8 @@ def create_app(settings: Settings | None = None, *, load_segmenter: Loader | Non
             yield
         finally:
             await runtime.stop()
+            await cache.close()
+            app.state.image_store.close()
             log.info("shutdown complete")
 
     app = PetcutAPI(
@@ -93,9 +100,13 @@ def create_app(settings: Settings | None = None, *, load_segmenter: Loader | Non
     app.state.settings = settings
     app.state.runtime = runtime
     app.state.cpu = cpu
+    app.state.cache = cache
+    app.state.pipeline = pipeline
+    app.state.image_store = open_store(settings)
     app.state.metrics = metrics
     app.state.started_at = started_at
     install_error_handlers(app)
     app.include_router(routes_health.router)
     app.include_router(routes_processing.router)
+    app.include_router(routes_storage.router)
     return app

@@ -17,7 +17,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from petcut.imaging.errors import ImageError
 from petcut.model.runtime_errors import DeadlineExceeded, RuntimeRejection, Unavailable
+from petcut.storage.errors import StorageError
 
 log = logging.getLogger("petcut.api")
 
@@ -64,8 +66,10 @@ class ApiError(Exception):
         retry_after: int | None = None,
         headers: dict[str, str] | None = None,
         extra: dict[str, Any] | None = None,
+        field: str | None = None,
     ) -> None:
         super().__init__(message)
+        self.field = field
         self.status = status
         self.code = code
         self.message = message
@@ -100,8 +104,11 @@ def envelope(
     retry_after: int | None = None,
     status: str | None = None,
     extra: dict[str, Any] | None = None,
+    field: str | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"success": False, "error": {"code": code, "message": message, "request_id": request_id}}
+    if field:
+        body["error"]["field"] = field
     if extra:
         body.update(extra)
     if retry_after is not None:
@@ -125,6 +132,7 @@ def error_response(
     status: str | None = None,
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
+    field: str | None = None,
 ) -> JSONResponse:
     """A JSON error; 503 always carries ``Retry-After`` (header and body) and ``status``."""
     headers = dict(headers or {})
@@ -133,7 +141,9 @@ def error_response(
         status = status or "unavailable"
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
-    body = envelope(code, message, request_id_of(request), retry_after=retry_after, status=status, extra=extra)
+    body = envelope(
+        code, message, request_id_of(request), retry_after=retry_after, status=status, extra=extra, field=field
+    )
     return JSONResponse(body, status_code=status_code, headers=headers)
 
 
@@ -177,6 +187,7 @@ async def _api_handler(request: Request, exc: Exception) -> JSONResponse:
         retry_after=exc.retry_after,
         headers=exc.headers,
         extra=exc.extra or None,
+        field=exc.field,
     )
 
 
@@ -199,11 +210,21 @@ def _state(request: Request) -> str:
     return str(runtime.state) if runtime is not None else "unavailable"
 
 
-async def _image_handler(request: Request, exc: Exception) -> JSONResponse:
+async def _coded_handler(request: Request, exc: Exception) -> JSONResponse:
+    """Domain errors that carry their own ``http_status`` and ``code`` (images, storage)."""
     status_code = int(getattr(exc, "http_status", 400))
-    code = str(getattr(exc, "code", "invalid_image"))
-    log.info("bad image: %s", code, extra={"code": code, "status": status_code})
-    return error_response(request, status_code, code, str(exc))
+    code = str(getattr(exc, "code", "bad_request"))
+    message = str(getattr(exc, "message", None) or exc)
+    field = getattr(exc, "field", None)
+    log.info("request refused: %s", code, extra={"code": code, "status": status_code})
+    return error_response(
+        request,
+        status_code,
+        code,
+        message,
+        retry_after=getattr(exc, "retry_after", None),
+        field=field,
+    )
 
 
 async def internal_error_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -217,8 +238,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_handler)
     app.add_exception_handler(RuntimeRejection, _runtime_handler)
     app.add_exception_handler(Exception, internal_error_handler)
-    try:
-        from petcut.imaging.errors import ImageError
-    except ImportError:  # pragma: no cover - imaging is part of the package
-        return
-    app.add_exception_handler(ImageError, _image_handler)
+    app.add_exception_handler(ImageError, _coded_handler)
+    app.add_exception_handler(StorageError, _coded_handler)

@@ -1,52 +1,251 @@
-"""``POST /api/v2/remove-background``: the cut-out PNG of an uploaded image.
-
-Issue 4 completes the processing API (output formats, masks, crop, JSON bodies, effects); this route is
-the user path the runtime and the warmup are built around.
-"""
+"""Processing routes: the shop front-end's ``process-with-effects``, ``remove-background`` for servers and
+scripts, and the effect catalogue. Parameters are validated here (400); the work is the pipeline's."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
-from fastapi.responses import Response
+import base64
+import binascii
+import json
+import uuid
+from typing import Annotated, Any, Literal
 
-from petcut.api.deps import CpuPool, get_cpu, get_runtime, get_settings, unless_disconnected
-from petcut.api.processing import cutout_png
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from petcut import effects
+from petcut.api.deps import unless_disconnected
+from petcut.api.errors import ApiError
+from petcut.api.openapi import ERROR_RESPONSES, IMAGE_RESPONSE, upload_body
+from petcut.api.uploads import MULTIPART_SLACK, is_form, read_form, single_file, text_field
 from petcut.config import Settings
-from petcut.model.runtime import ModelRuntime
+from petcut.imaging import expand_box, media_type, normalize_format, parse_hex_color
+from petcut.pipeline import EffectsResult, NoSubjectError, Pipeline, RemoveOptions
+from petcut.storage.ids import ID_PATTERN, validate_id
 
-router = APIRouter()
+router = APIRouter(tags=["processing"])
+
+DEFAULT_EFFECT = "enhancedblackwhite"
+Format = Literal["png", "webp", "jpeg", "jpg"]
+
+
+def get_pipeline(request: Request) -> Pipeline:
+    return request.app.state.pipeline
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def bad(param: str, message: str) -> ApiError:
+    return ApiError(400, "invalid_parameter", f"{param}: {message}", field=param)
+
+
+# --- parameter parsing ------------------------------------------------------------------------------
+def parse_format(value: str, param: str) -> str:
+    try:
+        return normalize_format(value)
+    except ValueError as exc:
+        raise bad(param, str(exc)) from None
+
+
+def colour(value: str | None, param: str = "bg_color") -> tuple[int, int, int] | None:
+    if value is None or value == "":
+        return None
+    try:
+        return parse_hex_color(value)
+    except ValueError as exc:
+        raise bad(param, str(exc)) from None
+
+
+def margin(value: str) -> str:
+    try:
+        expand_box((0, 0, 1, 1), value, 1, 1)
+    except ValueError as exc:
+        raise bad("crop_margin", str(exc)) from None
+    return value.strip()
+
+
+def effect_names(*candidates: str | None) -> list[str]:
+    """The first non-empty comma list among ``candidates``, validated, duplicates dropped."""
+    raw = next((c for c in candidates if c and c.strip()), DEFAULT_EFFECT)
+    names = list(dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()))
+    unknown = [name for name in names if name not in effects.names()]
+    if unknown or not names:
+        raise ApiError(
+            400,
+            "unknown_effect",
+            f"Unknown effect {', '.join(unknown) or raw!r}; valid effects: {', '.join(effects.names())}.",
+            extra={"valid_effects": effects.names()},
+        )
+    return names
+
+
+def effect_parameters(raw: str | None, names: list[str]) -> dict[str, dict[str, Any]]:
+    """``effect_params`` JSON ``{effect: {param: value}}`` → full validated parameters per effect."""
+    given: Any = {}
+    if raw:
+        try:
+            given = json.loads(raw)
+        except ValueError:
+            raise bad("effect_params", "not valid JSON; expected {\"effect\": {\"param\": value}}") from None
+        if not isinstance(given, dict) or not all(isinstance(v, dict) for v in given.values()):
+            raise bad("effect_params", "expected a JSON object of objects: {\"effect\": {\"param\": value}}")
+    for name in given:
+        if name not in effects.names():
+            raise bad("effect_params", f"unknown effect {name!r}; valid effects: {', '.join(effects.names())}")
+    try:
+        return {name: effects.validate_params(name, given.get(name)) for name in names}
+    except (effects.EffectParamError, effects.UnknownEffectError) as exc:
+        raise bad("effect_params", str(exc)) from None
+
+
+def session(value: str | None) -> str:
+    if not value:
+        return uuid.uuid4().hex
+    try:
+        return validate_id("session_id", value)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_identifier", str(exc), field="session_id") from None
+
+
+def processing_headers(total: float, hits: int, session_id: str | None = None) -> dict[str, str]:
+    headers = {"X-Processing-Time": f"{total:.3f}", "X-Cache-Hits": str(hits)}
+    if session_id:
+        headers["X-Session-ID"] = session_id
+    return headers
+
+
+# --- routes --------------------------------------------------------------------------------------------
+@router.get("/api/v2/effects", responses=ERROR_RESPONSES)
+async def list_effects() -> dict[str, Any]:
+    """Every effect with its parameters (type, default, range), from the registry."""
+    return {"success": True, "effects": effects.describe(), "default": DEFAULT_EFFECT}
+
+
+@router.post(
+    "/api/v2/process-with-effects",
+    openapi_extra=upload_body(extra_fields={"effects": {"type": "string"}, "form_effects": {"type": "string"}}),
+    responses={**IMAGE_RESPONSE, **ERROR_RESPONSES},
+)
+async def process_with_effects(
+    request: Request,
+    effects_query: Annotated[str | None, Query(alias="effects", description="comma list of effects")] = None,
+    effect: Annotated[str | None, Query(description=f"one effect (default {DEFAULT_EFFECT})")] = None,
+    return_all_effects: Annotated[bool, Query(description="JSON with every effect as base64")] = False,
+    effect_params: Annotated[str | None, Query(description='JSON {"effect": {"param": value}}')] = None,
+    use_cache: Annotated[bool, Query()] = True,
+    session_id: Annotated[str | None, Query(pattern=f"^{ID_PATTERN}$")] = None,
+    output_format: Annotated[Format, Query(description="png (default), webp or jpeg")] = "png",
+    bg_color: Annotated[str | None, Query(description="JPEG background, hex (default white)")] = None,
+    max_side: Annotated[int | None, Query(ge=1, le=65500, description="longest side of the output")] = None,
+    pipeline: Pipeline = Depends(get_pipeline),
+    settings: Settings = Depends(get_settings),
+) -> Response:
+    """The shop front-end's request: the cut-out in one or more print effects."""
+    fmt = parse_format(output_format, "output_format")
+    sid = session(session_id)
+    limit = settings.max_upload_bytes
+    async with read_form(request, limit=limit + MULTIPART_SLACK, max_files=2, required=True) as form:
+        data = await single_file(form, limit=limit)
+        names = effect_names(effects_query, text_field(form, "effects"), text_field(form, "form_effects"), effect)
+        params = effect_parameters(effect_params or text_field(form, "effect_params"), names)
+    if not return_all_effects:
+        names = names[:1]
+        params = {names[0]: params[names[0]]}
+    background = colour(bg_color)
+    result: EffectsResult = await unless_disconnected(
+        request,
+        pipeline.render_effects(
+            data, names, params, fmt=fmt, max_side=max_side, use_cache=use_cache, bg_color=background
+        ),
+    )
+    if not result.images:
+        raise ApiError(500, "effects_failed", f"Every effect failed: {', '.join(result.failed)}.")
+    headers = processing_headers(result.timings["total"], result.total_cache_hits, sid)
+    if not return_all_effects:
+        name = names[0]
+        return Response(result.images[name], media_type=media_type(fmt), headers=headers)
+    body = {
+        "success": True,
+        "effects": {name: base64.b64encode(image).decode("ascii") for name, image in result.images.items()},
+        "format": fmt,
+        "processing_time": {key: round(value, 4) for key, value in result.timings.items()},
+        "cache_info": {
+            "background_removal_hit": result.background_hit,
+            "effect_cache_hits": result.effect_hits,
+            "total_cache_hits": result.total_cache_hits,
+            "total_operations": 1 + len(names),
+        },
+        "session_id": sid,
+        "total_effects": len(result.images),
+        "failed_effects": result.failed or None,
+    }
+    return JSONResponse(body, headers=headers)
 
 
 @router.post(
     "/api/v2/remove-background",
-    tags=["processing"],
-    response_class=Response,
-    responses={200: {"content": {"image/png": {}}, "description": "The cut-out (RGBA PNG)."}},
+    openapi_extra=upload_body(json_body=True),
+    responses={**IMAGE_RESPONSE, **ERROR_RESPONSES},
 )
 async def remove_background(
     request: Request,
-    file: UploadFile = File(..., description="the photo (JPEG, PNG, WebP, HEIC, GIF, TIFF)"),
-    use_cache: bool = Query(True, description="use the result cache (accepted; no cache yet)"),
-    runtime: ModelRuntime = Depends(get_runtime),
+    output: Annotated[Literal["cutout", "mask"], Query(description="cutout (RGBA) or mask (L)")] = "cutout",
+    format: Annotated[Format, Query(description="png (default), webp or jpeg")] = "png",
+    bg_color: Annotated[str | None, Query(description="composite on this hex colour instead of transparency")] = None,
+    crop: Annotated[bool, Query(description="crop to the subject's bounding box")] = False,
+    crop_margin: Annotated[str, Query(description="margin around the crop: pixels ('12') or percent ('10%')")] = "0",
+    max_side: Annotated[int | None, Query(ge=1, le=65500, description="longest side of the output")] = None,
+    use_cache: Annotated[bool, Query()] = True,
+    pipeline: Pipeline = Depends(get_pipeline),
     settings: Settings = Depends(get_settings),
-    cpu: CpuPool = Depends(get_cpu),
 ) -> Response:
-    runtime.check_available()  # before reading the upload into memory
-    data = await file.read()
-    result = await unless_disconnected(request, cutout_png(data, settings=settings, runtime=runtime, cpu=cpu))
-    headers = {
-        "X-Processing-Time": f"{result.timings['total']:.3f}",
-        "X-Cache-Hits": "0",
-        "X-Foreground-Found": "true" if result.box else "false",
-    }
+    """The cut-out or mask as image bytes, with the subject's box in ``X-Foreground-*`` headers.
+
+    No subject found: ``X-Foreground-Found: false`` (and 422 ``no_subject_found`` when ``crop`` asks
+    for a crop to it).
+    """
+    options = RemoveOptions(
+        output=output,
+        fmt=parse_format(format, "format"),
+        bg_color=colour(bg_color),
+        crop=crop,
+        crop_margin=margin(crop_margin),
+        max_side=max_side,
+    )
+    data = await upload_or_json_image(request, settings.max_upload_bytes)
+    try:
+        result = await unless_disconnected(request, pipeline.remove_background(data, options, use_cache=use_cache))
+    except NoSubjectError as exc:
+        raise ApiError(422, "no_subject_found", f"{exc}.") from None
+    headers = processing_headers(result.timings["total"], int(result.cache_hit))
+    headers["X-Foreground-Found"] = "true" if result.box else "false"
     if result.box is not None:
-        left, top, width, height = result.box
-        headers.update(
-            {
-                "X-Foreground-Left": str(left),
-                "X-Foreground-Top": str(top),
-                "X-Foreground-Width": str(width),
-                "X-Foreground-Height": str(height),
-            }
-        )
-    return Response(result.data, media_type="image/png", headers=headers)
+        for name, value in zip(("Left", "Top", "Width", "Height"), result.box, strict=True):
+            headers[f"X-Foreground-{name}"] = str(value)
+    return Response(result.data, media_type=media_type(result.fmt), headers=headers)
+
+
+async def upload_or_json_image(request: Request, limit: int) -> bytes:
+    """The image from multipart ``file`` or from a JSON body's ``image_b64`` (base64 or a data: URL)."""
+    if is_form(request):
+        async with read_form(request, limit=limit + MULTIPART_SLACK, max_files=2, required=True) as form:
+            return await single_file(form, limit=limit)
+    if not request.headers.get("content-type", "").lower().startswith("application/json"):
+        raise ApiError(400, "bad_request", "Send the image as multipart 'file' or JSON {\"image_b64\": ...}.")
+    try:
+        payload = json.loads(await request.body())
+    except ValueError:
+        raise ApiError(400, "bad_request", "The JSON body is not valid JSON.") from None
+    encoded = payload.get("image_b64") if isinstance(payload, dict) else None
+    if not isinstance(encoded, str) or not encoded:
+        raise ApiError(400, "missing_file", "The JSON body needs a non-empty 'image_b64' string.")
+    if encoded.startswith("data:"):
+        encoded = encoded.partition(",")[2]
+    try:
+        data = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise bad("image_b64", "not valid base64") from None
+    if len(data) > limit:
+        raise ApiError(413, "payload_too_large", f"The image is larger than the upload limit ({limit} bytes).")
+    return data

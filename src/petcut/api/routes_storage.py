@@ -11,26 +11,16 @@ envelope ``{"success": false, "error": {"code", "message", "request_id"}}``: 400
 from __future__ import annotations
 
 import logging
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData, UploadFile
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import Message, Receive
 
+from petcut.api.uploads import MULTIPART_SLACK, SMALL_FIELD, read_form, single_file, text_field
 from petcut.storage import (
     ImageNotFound,
     ImageStore,
-    InvalidParameter,
-    PayloadTooLarge,
-    StorageError,
     StorageUnavailable,
     StoredImage,
     Tier,
@@ -41,59 +31,10 @@ from petcut.storage.ids import ID_PATTERN, TEXT_LIMITS
 log = logging.getLogger("petcut.api.storage")
 
 IMAGE_ROUTE = "petcut_storage_image"
-#: multipart framing on top of the image (boundaries, part headers, the small text fields)
-MULTIPART_SLACK = 256 * 1024
-_SMALL_FORM = 64 * 1024
 _TEXT_FIELDS = ("session_id", "image_type", "tier", "pet_name", "pet_id", "effect_applied")
 
 
-class _RequestError(StorageError):
-    """A malformed request (not multipart, no file part)."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.http_status = status
-        self.code = code
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-def request_id(request: Request) -> str:
-    rid = request.scope.get("petcut.request_id") or getattr(request.state, "request_id", None)
-    return str(rid or request.headers.get("x-request-id") or uuid.uuid4().hex)
-
-
-def storage_error_response(request: Request, exc: StorageError) -> JSONResponse:
-    error: dict[str, Any] = {"code": exc.code, "message": exc.message, "request_id": request_id(request)}
-    if isinstance(exc, InvalidParameter):
-        error["field"] = exc.field
-    body: dict[str, Any] = {"success": False, "error": error}
-    headers = {}
-    if isinstance(exc, StorageUnavailable):
-        headers["Retry-After"] = str(exc.retry_after)
-        body.update(retry_after=exc.retry_after, status="unavailable")
-    log.info("storage request refused: %s", exc.code, extra={"code": exc.code, "status": exc.http_status})
-    return JSONResponse(body, status_code=exc.http_status, headers=headers)
-
-
-class StorageRoute(APIRoute):
-    """Turns the storage errors raised by a handler or its dependencies into the JSON envelope."""
-
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
-        handler = super().get_route_handler()
-
-        async def handle(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except StorageError as exc:
-                return storage_error_response(request, exc)
-
-        return handle
-
-
-router = APIRouter(route_class=StorageRoute, tags=["customer images"])
+router = APIRouter(tags=["customer images"])
 
 
 def get_image_store(request: Request) -> ImageStore:
@@ -101,53 +42,6 @@ def get_image_store(request: Request) -> ImageStore:
     if store is None:
         raise StorageUnavailable("Image storage is not configured.")
     return store
-
-
-def _limited(receive: Receive, limit: int) -> Receive:
-    received = 0
-
-    async def limited_receive() -> Message:
-        nonlocal received
-        message = await receive()
-        if message["type"] == "http.request":
-            received += len(message.get("body", b""))
-            if received > limit:
-                raise _BodyTooLarge()
-        return message
-
-    return limited_receive
-
-
-@asynccontextmanager
-async def _form(request: Request, *, limit: int, max_files: int, required: bool) -> AsyncIterator[FormData]:
-    """The form body, read with a byte limit enforced while it streams in (413 before it is all read)."""
-    content_type = request.headers.get("content-type", "").lower()
-    if not content_type.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
-        if required:
-            raise _RequestError(400, "bad_request", "Expected a multipart/form-data body.")
-        yield FormData()
-        return
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
-        raise PayloadTooLarge("The request body is larger than the upload limit.")
-    limited = Request(request.scope, _limited(request.receive, limit))
-    try:
-        form = await limited.form(max_files=max_files, max_fields=16, max_part_size=_SMALL_FORM)
-    except _BodyTooLarge:
-        raise PayloadTooLarge("The request body is larger than the upload limit.") from None
-    except StarletteHTTPException as exc:  # malformed multipart
-        raise _RequestError(400, "bad_request", str(exc.detail)) from None
-    try:
-        yield form
-    finally:
-        await form.close()
-
-
-def _text(form: FormData, name: str) -> str | None:
-    value = form.get(name)
-    if value is None or isinstance(value, str):
-        return value
-    raise InvalidParameter(name, "must be a text field, not a file")
 
 
 def _absolute(request: Request, image: StoredImage) -> StoredImage:
@@ -185,14 +79,9 @@ _STORE_IMAGE_BODY = {
 @router.post("/store-image", openapi_extra=_STORE_IMAGE_BODY)
 async def store_image(request: Request, store: ImageStore = Depends(get_image_store)) -> dict[str, Any]:
     """Store a customer image; the content type comes from its bytes. Answers its URL."""
-    async with _form(request, limit=store.max_bytes + MULTIPART_SLACK, max_files=1, required=True) as form:
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise _RequestError(400, "missing_file", "The image is missing: send it in the multipart part 'file'.")
-        data = await upload.read(store.max_bytes + 1)
-        fields = {name: _text(form, name) for name in _TEXT_FIELDS}
-    if len(data) > store.max_bytes:
-        raise PayloadTooLarge(f"The image is larger than the upload limit ({store.max_bytes} bytes).")
+    async with read_form(request, limit=store.max_bytes + MULTIPART_SLACK, max_files=2, required=True) as form:
+        data = await single_file(form, limit=store.max_bytes)
+        fields = {name: text_field(form, name) for name in _TEXT_FIELDS}
     image = await run_in_threadpool(
         store.put,
         fields["session_id"],  # type: ignore[arg-type] - validated by put (None → invalid_identifier)
@@ -236,8 +125,8 @@ async def complete_order(
     session_id: str, request: Request, store: ImageStore = Depends(get_image_store)
 ) -> dict[str, Any]:
     """Move the session's images to ``order_completed`` under ``order_id`` (form field; query accepted)."""
-    async with _form(request, limit=_SMALL_FORM, max_files=0, required=False) as form:
-        order_id = _text(form, "order_id") or request.query_params.get("order_id")
+    async with read_form(request, limit=SMALL_FIELD, max_files=0, required=False) as form:
+        order_id = text_field(form, "order_id") or request.query_params.get("order_id")
     images = await run_in_threadpool(store.complete_order, session_id, order_id)  # type: ignore[arg-type]
     return {
         "success": True,

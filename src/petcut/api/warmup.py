@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
 import numpy as np
 
-from petcut.api.deps import CpuPool
-from petcut.api.processing import cutout_png
-from petcut.config import Settings
 from petcut.imaging import encode_image
 from petcut.model.runtime import ModelRuntime, WarmupProbe
+from petcut.pipeline import Pipeline, RemoveOptions
 
 TINY_SIDE = 16
 
@@ -47,13 +46,14 @@ def tiny_image() -> bytes:
     return encode_image(rgb, "png")
 
 
-def make_probe(settings: Settings, cpu: CpuPool) -> WarmupProbe:
+def make_probe(get_pipeline: Callable[[], Pipeline]) -> WarmupProbe:
     async def probe(runtime: ModelRuntime) -> dict[str, Any]:
+        pipeline = get_pipeline()
         details: dict[str, Any] = {}
         for step, data in (("sample photo", sample_photo()), ("16×16 image", tiny_image())):
             started = time.perf_counter()
             try:
-                result = await cutout_png(data, settings=settings, runtime=runtime, cpu=cpu, internal=True)
+                result = await pipeline.remove_background(data, RemoveOptions(), use_cache=False, internal=True)
             except Exception as exc:
                 raise WarmupStepFailed(step, exc) from exc
             details["sample" if step == "sample photo" else "tiny"] = {
