@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
 
 from tests.api.conftest import ORIGIN, check_edge, check_png, jpeg_bytes
-from tests.conftest import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.api.server_process import ROOT, ServerProcess, server_env
 
 HEALTH_WITHOUT_TORCH = """
 import asyncio, json, sys, time
@@ -44,18 +40,11 @@ asyncio.run(main())
 """
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PETCUT_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env.update(extra)
-    return env
-
-
 def test_health_answers_at_once_without_importing_torch() -> None:
     result = subprocess.run(
         [sys.executable, "-c", HEALTH_WITHOUT_TORCH],
         cwd=ROOT,
-        env=_env(),
+        env=server_env(),
         capture_output=True,
         text=True,
         timeout=60,
@@ -68,44 +57,14 @@ def test_health_answers_at_once_without_importing_torch() -> None:
     assert report["elapsed"] < 1.0  # lifespan start → /health answered (milliseconds normally)
 
 
-SERVER = """
-from petcut.api.server import run
-from tests.api.fakes import slow_loader
-run(load_segmenter=slow_loader)
-"""
-
-
 def test_sigterm_drains_in_flight_requests_and_exits_0() -> None:
-    port = free_port()
-    env = _env(
-        PETCUT_HOST="127.0.0.1",
-        PETCUT_PORT=str(port),
-        PETCUT_CORS_ORIGINS=ORIGIN,
-        PETCUT_MODE="fast",
-        PETCUT_TEST_DELAY="1.0",
-        PETCUT_MAX_QUEUE="4",
-        PETCUT_SHUTDOWN_TIMEOUT_S="7",
+    server = ServerProcess(
+        PETCUT_CORS_ORIGINS=ORIGIN, PETCUT_TEST_DELAY="1.0", PETCUT_MAX_QUEUE="4", PETCUT_SHUTDOWN_TIMEOUT_S="7"
     )
-    process = subprocess.Popen(
-        [sys.executable, "-c", SERVER], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    output: list[str] = []
-    reader = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)  # type: ignore[arg-type]
-    reader.start()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        with httpx.Client(base_url=base, headers={"Origin": ORIGIN}, timeout=30) as client:
-            while True:
-                assert process.poll() is None, "".join(output)
-                try:
-                    if client.get("/ready").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "server never became ready:\n" + "".join(output)
-                time.sleep(0.1)
-
+    with server:
+        process = server.process
+        assert process is not None
+        base = server.base
         results: list[httpx.Response] = []
 
         def post() -> None:
@@ -128,12 +87,7 @@ def test_sigterm_drains_in_flight_requests_and_exits_0() -> None:
         elapsed = time.monotonic() - sent_at
         for thread in threads:
             thread.join(timeout=15)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    reader.join(timeout=5)
-    log = "".join(output)
+    log = server.log
     assert code == 0, log
     assert elapsed < 8.0, elapsed
     assert len(results) == 2, log
