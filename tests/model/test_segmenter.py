@@ -160,3 +160,19 @@ def test_service_import_does_not_import_transparent_background_package() -> None
         "assert hasattr(transparent_background, 'Remover')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_batch_norms_are_folded_without_changing_the_output(random_checkpoint: Path, fast_segmenter) -> None:
+    import sys
+
+    from petcut.model.segmenter import _import_network
+
+    wrapper = sys.modules["transparent_background.modules.layers"].Conv2d
+    assert not [m for m in fast_segmenter.network.modules() if isinstance(m, wrapper) and m.bn is not None]
+    unfolded = _import_network()(depth=64, pretrained=False, base_size=[384, 384], threshold=None)
+    unfolded.load_state_dict(torch.load(random_checkpoint, map_location="cpu", weights_only=True))
+    unfolded.eval()
+    x = torch.randn(1, 3, 384, 384, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        assert torch.allclose(fast_segmenter.network(x), unfolded(x), atol=1e-4)
