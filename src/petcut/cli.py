@@ -127,6 +127,29 @@ def weights_verify(mode: ModeOpt = None, checkpoint_path: CheckpointOpt = None) 
         raise typer.Exit(1) from None
 
 
+@app.command()
+def smoke(
+    url: Annotated[str, typer.Argument(help="the service's base URL, e.g. https://petcut-abc.a.run.app")],
+    origin: Annotated[
+        str | None, typer.Option("--origin", help="an allowed CORS origin; without it the CORS checks are skipped")
+    ] = None,
+    wait: Annotated[float, typer.Option("--wait", min=0, help="seconds to wait for /ready")] = 120.0,
+    timeout: Annotated[float, typer.Option("--timeout", min=1, help="seconds per request")] = 60.0,
+) -> None:
+    """Check a running service: health, ready, CORS, warmup and one real request (exit 1 on any failure)."""
+    from petcut.smoke import render, run_smoke
+
+    if not url.startswith(("http://", "https://")):
+        err.print(f"[red]error:[/red] URL must start with http:// or https:// (got {url!r})")
+        raise typer.Exit(2)
+    if origin is not None and not origin.startswith(("http://", "https://")):
+        err.print(f"[red]error:[/red] --origin must be an origin such as https://shop.example.com (got {origin!r})")
+        raise typer.Exit(2)
+    report = run_smoke(url, origin=origin, wait=wait, timeout=timeout, progress=lambda line: err.print(line))
+    render(report, out)
+    raise typer.Exit(0 if report.ok else 1)
+
+
 def _output_name(source: Path, ext: str, taken: set[str]) -> str:
     """``<stem>.<ext>``, made unique when two inputs share a stem (``a.jpg`` and ``a.png``)."""
     name, counter = f"{source.stem}.{ext}", 2

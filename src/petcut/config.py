@@ -9,10 +9,11 @@ environment at import time: call :func:`load_settings`.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Mode = Literal["base", "fast", "base-nightly"]
@@ -31,6 +32,29 @@ def _env(name: str, *legacy: str) -> AliasChoices:
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "petcut"
+
+
+# --- abuse resistance (issue 9) ---
+#: Routes no rate limit or API key requirement ever applies to (probes, metrics); /ui/ too.
+NEVER_LIMITED = frozenset({"/health", "/ready", "/metrics"})
+_KEY_HASH = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+class RateLimitRule(BaseModel):
+    """One route's token bucket: ``per_minute`` refill (0: not limited) and ``burst`` capacity."""
+
+    model_config = {"frozen": True, "extra": "forbid"}
+
+    per_minute: int = Field(ge=0, le=1_000_000)
+    burst: int | None = Field(None, ge=1, le=1_000_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_number(cls, value: object) -> object:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return {"per_minute": value}
+        return value
+# --- end abuse resistance ---
 
 
 class Settings(BaseSettings):
@@ -210,6 +234,114 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value or None
     # --- end customer image storage ---
+
+    # --- abuse resistance (issue 9) ---
+    rate_limit_per_minute: int = Field(
+        30,
+        ge=0,
+        le=1_000_000,
+        validation_alias=_env("RATE_LIMIT_PER_MINUTE"),
+        description="Requests per minute per client on each processing route (token bucket); 0 turns rate "
+        "limiting off entirely.",
+    )
+    rate_limit_burst: int | None = Field(
+        None,
+        ge=1,
+        le=1_000_000,
+        validation_alias=_env("RATE_LIMIT_BURST"),
+        description="Bucket capacity of the default limit: requests a client may send at once "
+        "(default: the per-minute limit).",
+    )
+    rate_limits: Annotated[dict[str, RateLimitRule], NoDecode] = Field(
+        default_factory=dict,
+        validation_alias=_env("RATE_LIMITS"),
+        description='Per-route limits, JSON: {"/store-image": 60, "/warmup": {"per_minute": 6, "burst": 2}}; '
+        "keys are route paths as documented ({name} for a path parameter); 0 exempts the route.",
+    )
+    rate_limit_max_clients: int = Field(
+        50_000,
+        ge=100,
+        le=10_000_000,
+        validation_alias=_env("RATE_LIMIT_MAX_CLIENTS"),
+        description="In-memory buckets kept at most (least recently used evicted; idle full buckets dropped).",
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=_env("TRUSTED_PROXIES"),
+        description="Comma list of proxy IPs/CIDRs whose X-Forwarded-For is believed (right-most untrusted "
+        "address is the client).",
+    )
+    api_key_hashes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=_env("API_KEY_HASHES"),
+        description="Comma list of sha256:<hex> API key hashes (python -m petcut.api.auth hash KEY).",
+    )
+    require_api_key: bool = Field(
+        False,
+        validation_alias=_env("REQUIRE_API_KEY"),
+        description="Processing and storage routes need a valid API key, except from allowed CORS origins.",
+    )
+    api_key_rate_limit_per_minute: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        validation_alias=_env("API_KEY_RATE_LIMIT_PER_MINUTE"),
+        description="Per-key limit on the rate-limited routes for clients with a valid key; 0: not limited.",
+    )
+
+    @field_validator("rate_limits", mode="before")
+    @classmethod
+    def _parse_rate_limits(cls, value: object) -> object:
+        if isinstance(value, str):
+            import json
+
+            if not value.strip():
+                return {}
+            try:
+                value = json.loads(value)
+            except ValueError as exc:
+                raise ValueError(f"not valid JSON: {exc}") from None
+        if not isinstance(value, dict):
+            raise ValueError('expected a JSON object such as {"/store-image": 60}')
+        for path in value:
+            if not isinstance(path, str) or not path.startswith("/"):
+                raise ValueError(f"route {path!r} must be a path starting with /")
+            if path.rstrip("/") in NEVER_LIMITED or path.rstrip("/") == "/ui" or path.startswith("/ui/"):
+                raise ValueError(f"{path} is never rate limited")
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.replace(" ", ",").split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            import ipaddress
+
+            for item in value:
+                try:
+                    ipaddress.ip_network(str(item), strict=False)
+                except ValueError:
+                    raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+        return value
+
+    @field_validator("api_key_hashes", mode="before")
+    @classmethod
+    def _split_hashes(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.replace("\n", ",").replace(" ", ",").split(",")
+        if isinstance(value, list | tuple):
+            hashes = []
+            for item in value:
+                text = str(item).strip().lower()
+                if not text:
+                    continue
+                if not _KEY_HASH.fullmatch(text):
+                    raise ValueError("each entry must be sha256:<64 hex digits> (python -m petcut.api.auth hash KEY)")
+                hashes.append(text)
+            return hashes
+        return value
+    # --- end abuse resistance ---
 
     @property
     def max_upload_bytes(self) -> int:

@@ -1,8 +1,13 @@
-"""JSON logs (one object per line, Cloud Logging field names) and a minimal metrics registry.
+"""JSON logs (one object per line, Cloud Logging field names), the startup timeline and the metrics.
 
-Nothing here runs at import time: the server calls :func:`configure_logging` (or hands
+Nothing here runs at import time: the server calls :func:`configure_logging` (and hands
 :func:`uvicorn_log_config` to uvicorn). The request id and Cloud trace of the current request live in
 context variables set by the API's outermost middleware, so every log line of a request carries them.
+
+:class:`Metrics` is what the runtime, the pipeline and the HTTP layer report to (``inc``, ``set``,
+``observe``); each instance owns its own prometheus ``CollectorRegistry`` (never the global one: tests
+build many apps in one process), which ``GET /metrics`` renders. The series are listed in
+:data:`METRICS` below.
 """
 
 from __future__ import annotations
@@ -12,15 +17,19 @@ import json
 import logging
 import logging.config
 import os
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("petcut_request_id", default=None)
 trace_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("petcut_trace", default=None)
+
+log = logging.getLogger("petcut.observability")
 
 _SEVERITY = {
     logging.DEBUG: "DEBUG",
@@ -31,11 +40,26 @@ _SEVERITY = {
 }
 # attributes every LogRecord has; anything else came in through ``extra=`` and is emitted as a field
 _RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message", "taskName"}
+#: where the Google Cloud project id may come from (Cloud Run does not set one: put it in the manifest)
+PROJECT_ENV = ("GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT", "GCP_PROJECT")
+TRACE_KEY = "logging.googleapis.com/trace"
+SOURCE_KEY = "logging.googleapis.com/sourceLocation"
+
+
+def cloud_project() -> str | None:
+    """The Google Cloud project id from the environment, if any."""
+    return next((value for name in PROJECT_ENV if (value := os.environ.get(name, "").strip())), None)
+
+
+def _rfc3339(created: float) -> str:
+    return datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ``severity``, ``message``, ``time``, ``logger``, ``request_id``,
-    ``logging.googleapis.com/trace``, the ``extra=`` fields, and ``exception`` (text) when present."""
+    """One JSON object per line: ``severity``, ``message``, ``time`` (RFC 3339, UTC), ``logger``,
+    ``request_id``, ``logging.googleapis.com/trace``, the ``extra=`` fields, ``exception`` (text) when
+    present, and ``logging.googleapis.com/sourceLocation`` from WARNING up. uvicorn's access lines also
+    get ``http_method``, ``path``, ``status`` and ``client`` as fields."""
 
     def __init__(self, project: str | None = None) -> None:
         super().__init__()
@@ -45,7 +69,7 @@ class JsonFormatter(logging.Formatter):
         entry: dict[str, Any] = {
             "severity": _SEVERITY.get(record.levelno, record.levelname),
             "message": record.getMessage(),
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": _rfc3339(record.created),
             "logger": record.name,
         }
         request_id = getattr(record, "request_id", None) or request_id_var.get()
@@ -53,12 +77,19 @@ class JsonFormatter(logging.Formatter):
             entry["request_id"] = request_id
         trace = trace_var.get()
         if trace:
-            entry["logging.googleapis.com/trace"] = f"projects/{self.project}/traces/{trace}" if self.project else trace
+            entry[TRACE_KEY] = f"projects/{self.project}/traces/{trace}" if self.project else trace
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
+            client, method, path, _, status = record.args
+            entry.update(http_method=method, path=path, status=status, client=client)
         for key, value in record.__dict__.items():
             if key not in _RESERVED and key not in entry and not key.startswith("_"):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exception"] = record.exc_text
+        if record.levelno >= logging.WARNING:
+            entry[SOURCE_KEY] = {"file": record.pathname, "line": str(record.lineno), "function": record.funcName}
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
@@ -75,7 +106,7 @@ def parse_cloud_trace(header: str | None) -> str | None:
 def uvicorn_log_config(level: str = "INFO", project: str | None = None) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` for uvicorn: root, petcut and uvicorn's loggers as JSON on stdout."""
     if project is None:
-        project = os.environ.get("GOOGLE_CLOUD_PROJECT") or None
+        project = cloud_project()
     handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}
     return {
         "version": 1,
@@ -93,66 +124,226 @@ def uvicorn_log_config(level: str = "INFO", project: str | None = None) -> dict[
 
 
 def configure_logging(level: str = "INFO", project: str | None = None) -> None:
-    """Install the JSON configuration process-wide (the server does this once at startup)."""
+    """Install the JSON configuration process-wide (the server does this once at startup).
+
+    Python warnings and uncaught exceptions (main thread, other threads, "exception ignored") are
+    routed through logging too, so nothing reaches stdout/stderr as plain text.
+    """
     logging.config.dictConfig(uvicorn_log_config(level, project))
+    logging.captureWarnings(True)
+    _install_exception_hooks()
+
+
+def _install_exception_hooks() -> None:
+    crash = logging.getLogger("petcut.crash")
+
+    def excepthook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            sys.__excepthook__(kind, value, tb)
+            return
+        crash.critical("uncaught exception", exc_info=(kind, value, tb))
+
+    def thread_excepthook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return
+        name = args.thread.name if args.thread is not None else None
+        crash.critical(
+            "uncaught exception in a thread",
+            exc_info=(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback),
+            extra={"thread_name": name},
+        )
+
+    def unraisablehook(unraisable: Any) -> None:
+        exc = unraisable.exc_value
+        info = (unraisable.exc_type, exc, unraisable.exc_traceback) if exc is not None else None
+        crash.error(
+            "exception ignored: %s", unraisable.err_msg or "unraisable exception", exc_info=info,
+            extra={"object": repr(unraisable.object)[:200]},
+        )  # fmt: skip
+
+    sys.excepthook = excepthook
+    threading.excepthook = thread_excepthook
+    sys.unraisablehook = unraisablehook
+
+
+def process_uptime() -> float | None:
+    """Seconds since this process started (interpreter start, before any import), if known."""
+    try:
+        import psutil
+
+        return max(0.0, time.time() - psutil.Process().create_time())
+    except Exception:  # pragma: no cover - psutil missing or /proc unreadable
+        return None
 
 
 class StartupTimeline:
-    """Logs the startup milestones (imports done, weights loaded, warmup done, ready) with durations."""
+    """Logs the startup milestones (imports done, weights loaded, warmup done, ready) with durations.
 
-    def __init__(self, logger: logging.Logger, start: float | None = None) -> None:
+    Each mark is one INFO line (``startup_step``, ``since_start_s`` since the app was created,
+    ``step_s`` since the previous mark, ``since_process_start_s`` since the interpreter started, so
+    ``imports done`` says how long the imports took). With ``enabled`` (``ENABLE_STARTUP_LOGGING``) the
+    ``ready`` mark is followed by one ``startup complete`` line holding the whole timeline.
+    """
+
+    def __init__(self, logger: logging.Logger, start: float | None = None, *, enabled: bool = False) -> None:
         self.logger = logger
         self.start = time.monotonic() if start is None else start
+        self.enabled = enabled
         self.marks: dict[str, float] = {}
+        self._last = self.start
+        self._process_offset: float | None = None  # process start → self.start, computed once
+
+    def _since_process_start(self, now: float) -> float | None:
+        if self._process_offset is None:
+            uptime = process_uptime()
+            if uptime is None:
+                return None
+            self._process_offset = uptime - (time.monotonic() - self.start)
+        return round(self._process_offset + (now - self.start), 3)
 
     def mark(self, name: str, level: int = logging.INFO, **fields: Any) -> float:
-        elapsed = round(time.monotonic() - self.start, 3)
+        now = time.monotonic()
+        elapsed = round(now - self.start, 3)
+        step = round(now - self._last, 3)
+        self._last = now
         self.marks[name] = elapsed
-        self.logger.log(level, "startup: %s", name, extra={"startup_step": name, "since_start_s": elapsed, **fields})
+        extra: dict[str, Any] = {"startup_step": name, "since_start_s": elapsed, "step_s": step}
+        process = self._since_process_start(now)
+        if process is not None:
+            extra["since_process_start_s"] = process
+        self.logger.log(level, "startup: %s", name, extra={**extra, **fields})
+        if self.enabled and name == "ready":
+            self.logger.info(
+                "startup complete",
+                extra={
+                    "startup_timeline": dict(self.marks),
+                    "since_start_s": elapsed,
+                    "since_process_start_s": process,
+                },
+            )
         return elapsed
 
 
-class Metrics:
-    """A tiny in-process registry (counters, gauges, observations) the runtime reports to.
+# --- metrics ---------------------------------------------------------------------------------------------
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+INFERENCE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+LOAD_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 
-    Issue 5 exports these as Prometheus metrics; the method names are the seam it plugs into.
-    Thread-safe: the inference worker reports from its own thread.
+#: the phases of ``petcut_inference_seconds``: decode the upload, wait for the worker, run the model,
+#: build the cut-out (+ its PNG), render the response (effects, or the remove-background output)
+INFERENCE_PHASES = ("decode", "queue_wait", "compute", "post", "render")
+#: ``petcut_inference_failures_total`` reasons: queue full (503 at once), queue-wait deadline (503, not
+#: run), execution deadline (504), out of memory, device fault, an upload that is not a usable image,
+#: anything else the model path raised
+FAILURE_REASONS = ("rejected", "queue_timeout", "timeout", "oom", "device", "bad_input", "other")
+WARMUP_RESULTS = ("success", "partial", "error")
+MODEL_STATES = ("not_loaded", "loading", "warming", "ready", "degraded", "failed", "draining", "poisoned")
+
+# name → (kind, help, label names, buckets)
+METRICS: dict[str, tuple[str, str, tuple[str, ...], tuple[float, ...] | None]] = {
+    "petcut_http_requests_total": (
+        "counter", "HTTP responses by route template, method and status code.", ("route", "method", "code"), None),
+    "petcut_http_request_duration_seconds": (
+        "histogram", "Time from request to the end of the response, by route template and method.",
+        ("route", "method"), HTTP_BUCKETS),
+    "petcut_inference_seconds": (
+        "histogram", "Time per step of an image's path: decode, queue_wait (for the inference worker), "
+        "compute (the model), post (cut-out), render (effects or output encoding).", ("phase",), INFERENCE_BUCKETS),
+    "petcut_inference_failures_total": (
+        "counter", "Requests whose image was not processed, by reason: rejected (queue full), queue_timeout, "
+        "timeout (execution deadline), oom, device, bad_input, other.", ("reason",), None),
+    "petcut_inference_queue_depth": ("gauge", "Inference jobs waiting for the worker.", (), None),
+    "petcut_inference_in_flight": ("gauge", "Jobs the inference worker is running (0 or 1).", (), None),
+    "petcut_model_state": ("gauge", "1 for the model runtime's current state, 0 for the others.", ("state",), None),
+    "petcut_model_load_seconds": ("histogram", "Duration of successful model loads.", (), LOAD_BUCKETS),
+    "petcut_model_load_attempts_total": ("counter", "Model load attempts (retries included).", (), None),
+    "petcut_model_load_failures_total": (
+        "counter", "Model load cycles that ended in failed, by error type.", ("reason",), None),
+    "petcut_warmup_total": (
+        "counter", "Warmups by result: success, partial (model loaded, warmup inference failed), "
+        "error (the model could not be loaded).", ("result",), None),
+    "petcut_warmup_last_seconds": ("gauge", "Duration of the last warmup inference run.", (), None),
+    "petcut_build_info": ("gauge", "Always 1; the labels say what runs.", ("version", "mode", "device"), None),
+}  # fmt: skip
+
+Key = tuple[str, tuple[tuple[str, str], ...]]
+
+
+class Metrics:
+    """The service's metrics: a prometheus registry of its own plus a small in-process view.
+
+    ``inc``/``set``/``observe`` take a series name from :data:`METRICS` and its labels. They never raise
+    (a wrong name or label set is logged once and ignored: metrics must not break a request). ``count``
+    and ``gauge`` read back what was reported (tests). Thread-safe: the inference worker reports from
+    its own thread. ``process=False`` leaves out the process collector (RSS, CPU, file descriptors).
     """
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.counters: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
-        self.gauges: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
-        self.observations: dict[tuple[str, tuple[tuple[str, str], ...]], list[float]] = {}
+    def __init__(self, *, process: bool = True) -> None:
+        from prometheus_client import (
+            CollectorRegistry,
+            Counter,
+            Gauge,
+            Histogram,
+            ProcessCollector,
+            disable_created_metrics,
+        )
 
+        disable_created_metrics()  # no *_created series: they double the output and nobody reads them
+        self.registry = CollectorRegistry()
+        self._lock = threading.Lock()
+        self.counters: dict[Key, float] = {}
+        self.gauges: dict[Key, float] = {}
+        self._complained: set[str] = set()
+        self._series: dict[str, Any] = {}
+        kinds = {"counter": Counter, "gauge": Gauge, "histogram": Histogram}
+        for name, (kind, help_text, labels, buckets) in METRICS.items():
+            options: dict[str, Any] = {"registry": self.registry}
+            if buckets is not None:
+                options["buckets"] = buckets
+            self._series[name] = kinds[kind](name, help_text, labels, **options)
+        # every known label value exists from the start (rate() and alerts need the zero)
+        for reason in FAILURE_REASONS:
+            self._series["petcut_inference_failures_total"].labels(reason=reason)
+        for phase in INFERENCE_PHASES:
+            self._series["petcut_inference_seconds"].labels(phase=phase)
+        for result in WARMUP_RESULTS:
+            self._series["petcut_warmup_total"].labels(result=result)
+        for state in MODEL_STATES:
+            self._series["petcut_model_state"].labels(state=state).set(0)
+        if process:
+            ProcessCollector(registry=self.registry)
+        self.registry.register(GpuMemoryCollector())
+
+    # --- reporting ---------------------------------------------------------------------------------
     @staticmethod
-    def _key(name: str, labels: dict[str, str]) -> tuple[str, tuple[tuple[str, str], ...]]:
+    def _key(name: str, labels: dict[str, str]) -> Key:
         return name, tuple(sorted((k, str(v)) for k, v in labels.items()))
+
+    def _export(self, name: str, method: str, value: float, labels: dict[str, str]) -> None:
+        series = self._series.get(name)
+        try:
+            if series is None:
+                raise KeyError(f"unknown metric {name}")
+            target = series.labels(**{k: str(v) for k, v in labels.items()}) if labels else series
+            getattr(target, method)(value)
+        except Exception as exc:
+            if name not in self._complained:
+                self._complained.add(name)
+                log.warning("metric not recorded", extra={"metric": name, "labels": labels, "error": str(exc)})
 
     def inc(self, name: str, amount: float = 1.0, **labels: str) -> None:
         key = self._key(name, labels)
         with self._lock:
             self.counters[key] = self.counters.get(key, 0.0) + amount
+        self._export(name, "inc", amount, labels)
 
     def set(self, name: str, value: float, **labels: str) -> None:
         with self._lock:
             self.gauges[self._key(name, labels)] = value
+        self._export(name, "set", value, labels)
 
     def observe(self, name: str, value: float, **labels: str) -> None:
-        key = self._key(name, labels)
-        with self._lock:
-            values = self.observations.setdefault(key, [])
-            values.append(value)
-            if len(values) > 1000:  # bounded: keep the most recent observations
-                del values[: len(values) - 1000]
-
-    def count(self, name: str, **labels: str) -> float:
-        with self._lock:
-            return self.counters.get(self._key(name, labels), 0.0)
-
-    def gauge(self, name: str, **labels: str) -> float | None:
-        with self._lock:
-            return self.gauges.get(self._key(name, labels))
+        self._export(name, "observe", max(0.0, value), labels)
 
     @contextmanager
     def timer(self, name: str, **labels: str) -> Iterator[None]:
@@ -161,3 +352,101 @@ class Metrics:
             yield
         finally:
             self.observe(name, time.perf_counter() - started, **labels)
+
+    def request(self, route: str, method: str, code: int | str, seconds: float) -> None:
+        """One HTTP response (the API's outermost layer calls this)."""
+        self.inc("petcut_http_requests_total", route=route, method=method, code=str(code))
+        self.observe("petcut_http_request_duration_seconds", seconds, route=route, method=method)
+
+    # --- reading back --------------------------------------------------------------------------------
+    def count(self, name: str, **labels: str) -> float:
+        with self._lock:
+            return self.counters.get(self._key(name, labels), 0.0)
+
+    def gauge(self, name: str, **labels: str) -> float | None:
+        with self._lock:
+            return self.gauges.get(self._key(name, labels))
+
+    def sample(self, name: str, **labels: str) -> float | None:
+        """A sample's value as ``/metrics`` would show it (e.g. ``petcut_inference_seconds_count``)."""
+        return self.registry.get_sample_value(name, labels)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every series."""
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)
+
+    # --- collectors read at scrape time ----------------------------------------------------------
+    def watch_cache(self, cache: Any) -> None:
+        """Export ``cache.stats`` (hits, misses, errors) as ``petcut_cache_requests_total``."""
+        self.registry.register(CacheCollector(lambda: [cache]))
+
+    def build_info(self, version: str, mode: str, device: str) -> None:
+        self.set("petcut_build_info", 1, version=version, mode=mode, device=device)
+
+
+class CacheCollector:
+    """``petcut_cache_requests_total{backend,result}`` (hit, miss, error) from each cache's ``stats``,
+    and ``petcut_cache_size_bytes{backend}`` where the cache knows its size. A Redis ``get`` that fails
+    counts as an error and as a miss; failed ``set`` calls count as errors."""
+
+    def __init__(self, caches: Callable[[], Iterable[Any]]) -> None:
+        self._caches = caches
+
+    def describe(self) -> list[Any]:
+        return []  # collected lazily: nothing to check at registration
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        requests = CounterMetricFamily(
+            "petcut_cache_requests", "Result cache lookups by backend and result (hit, miss, error).",
+            labels=["backend", "result"],
+        )  # fmt: skip
+        size = GaugeMetricFamily("petcut_cache_size_bytes", "Bytes held by the in-memory cache.", labels=["backend"])
+        sized = False
+        for cache in self._caches():
+            stats = getattr(cache, "stats", None)
+            if stats is None:
+                continue
+            backend = str(getattr(cache, "backend", type(cache).__name__))
+            requests.add_metric([backend, "hit"], stats.hits)
+            requests.add_metric([backend, "miss"], stats.misses)
+            requests.add_metric([backend, "error"], stats.errors)
+            held = getattr(cache, "size_bytes", None)
+            if isinstance(held, int | float):
+                size.add_metric([backend], held)
+                sized = True
+        yield requests
+        if sized:
+            yield size
+
+
+class GpuMemoryCollector:
+    """``petcut_gpu_memory_bytes{kind=allocated|reserved}`` for the current CUDA device, only when torch
+    is already imported and CUDA already initialised: a scrape never imports torch nor creates a CUDA
+    context."""
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        torch = sys.modules.get("torch")
+        cuda = getattr(torch, "cuda", None) if torch is not None else None
+        if cuda is None:
+            return
+        try:
+            if not cuda.is_initialized():
+                return
+            allocated, reserved = cuda.memory_allocated(), cuda.memory_reserved()
+        except Exception:  # a broken device: /metrics still answers
+            return
+        from prometheus_client.core import GaugeMetricFamily
+
+        family = GaugeMetricFamily(
+            "petcut_gpu_memory_bytes", "CUDA memory of the current device held by torch.", labels=["kind"]
+        )
+        family.add_metric(["allocated"], allocated)
+        family.add_metric(["reserved"], reserved)
+        yield family

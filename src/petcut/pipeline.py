@@ -25,6 +25,7 @@ from petcut import effects
 from petcut.cache import ResultCache, cache_key, content_digest
 from petcut.config import Settings
 from petcut.imaging import (
+    ImageError,
     composite,
     crop,
     decode_image,
@@ -36,6 +37,7 @@ from petcut.imaging import (
 )
 from petcut.imaging.foreground import estimate_foreground
 from petcut.model.base import Segmenter
+from petcut.observability import Metrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -155,11 +157,22 @@ class EffectsResult:
 class Pipeline:
     """The service's request path. One per app; safe to call concurrently from the event loop."""
 
-    def __init__(self, settings: Settings, model: ModelAccess, cpu: Executor, cache: ResultCache) -> None:
+    def __init__(
+        self, settings: Settings, model: ModelAccess, cpu: Executor, cache: ResultCache, metrics: Metrics | None = None
+    ) -> None:
         self.settings = settings
         self.model = model
         self.cpu = cpu
         self.cache = cache
+        self.metrics = metrics
+
+    def _observe(self, phase: str, started: float) -> None:
+        if self.metrics is not None:
+            self.metrics.observe("petcut_inference_seconds", time.perf_counter() - started, phase=phase)
+
+    def _failed(self, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.inc("petcut_inference_failures_total", reason=reason)
 
     # --- the cut-out ---------------------------------------------------------------------------------
     def _decode(self, data: bytes):
@@ -183,12 +196,24 @@ class Pipeline:
                 return SegmentedImage(rgba, box, True, time.perf_counter() - started, png)  # type: ignore[arg-type]
         if not internal:
             self.model.check_available()  # refuse (and start a load) before decoding anything
-        decoded = await self.cpu.run(self._decode, data)
+        step = time.perf_counter()
+        try:
+            decoded = await self.cpu.run(self._decode, data)
+        except ImageError:
+            self._failed("bad_input")
+            raise
+        self._observe("decode", step)
         rgb = decoded.rgb
         alpha = await self.model.predict_alpha(rgb, internal=internal)
-        alpha = check_alpha(alpha, rgb.shape[0], rgb.shape[1])
+        try:
+            alpha = check_alpha(alpha, rgb.shape[0], rgb.shape[1])
+        except ModelOutputError:
+            self._failed("other")
+            raise
         store = use_cache and not internal
+        step = time.perf_counter()
         rgba, box, png = await self.cpu.run(self._post, rgb, alpha, store)
+        self._observe("post", step)
         if store and png is not None:
             await self.cache.set(key, pack({"box": box}, png))
         return SegmentedImage(rgba, box, False, time.perf_counter() - started, png)
@@ -234,6 +259,7 @@ class Pipeline:
         seg = await self.segment(data, use_cache=use_cache, internal=internal)
         encode_started = time.perf_counter()
         payload, width, height = await self.cpu.run(self._render_removal, seg, options)
+        self._observe("render", encode_started)
         if use_cache:
             await self.cache.set(key, pack({"box": seg.box, "width": width, "height": height}, payload))
         now = time.perf_counter()
@@ -298,6 +324,7 @@ class Pipeline:
                 images[name] = outcome
                 if use_cache:
                     await self.cache.set(keys[name], outcome)
+            self._observe("render", effects_started)
         now = time.perf_counter()
         return EffectsResult(
             images={name: images[name] for name in names if name in images},

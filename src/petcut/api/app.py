@@ -10,12 +10,14 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from petcut import __version__
-from petcut.api import routes_health, routes_processing, routes_storage
+from petcut.api import ratelimit, routes_health, routes_metrics, routes_processing, routes_storage
 from petcut.api.deps import CpuPool
 from petcut.api.errors import install_error_handlers
 from petcut.api.middleware import MULTIPART_SLACK, CorsPolicy, EdgeMiddleware
@@ -52,7 +54,8 @@ class PetcutAPI(FastAPI):
     edge_options: dict[str, object]
 
     def build_middleware_stack(self) -> ASGIApp:
-        return EdgeMiddleware(super().build_middleware_stack(), **self.edge_options)  # type: ignore[arg-type]
+        edge = EdgeMiddleware(super().build_middleware_stack(), **self.edge_options)  # type: ignore[arg-type]
+        return routes_metrics.middleware(self, edge)
 
 
 def create_app(settings: Settings | None = None, *, load_segmenter: Loader | None = None) -> PetcutAPI:
@@ -61,7 +64,9 @@ def create_app(settings: Settings | None = None, *, load_segmenter: Loader | Non
     settings = settings or load_settings()
     started_at = time.monotonic()
     metrics = Metrics()
-    timeline = StartupTimeline(logging.getLogger("petcut.startup"), start=started_at)
+    timeline = StartupTimeline(
+        logging.getLogger("petcut.startup"), start=started_at, enabled=settings.enable_startup_logging
+    )
     cpu = CpuPool(settings.cpu_workers)
     cache = open_cache(settings)
     runtime = ModelRuntime(
@@ -71,7 +76,7 @@ def create_app(settings: Settings | None = None, *, load_segmenter: Loader | Non
         metrics=metrics,
         timeline=timeline,
     )
-    pipeline = Pipeline(settings, runtime, cpu, cache)
+    pipeline = Pipeline(settings, runtime, cpu, cache, metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -106,7 +111,10 @@ def create_app(settings: Settings | None = None, *, load_segmenter: Loader | Non
     app.state.metrics = metrics
     app.state.started_at = started_at
     install_error_handlers(app)
+    ratelimit.install(app, settings)  # rate limits + API keys, inside EdgeMiddleware (issue 9)
     app.include_router(routes_health.router)
     app.include_router(routes_processing.router)
     app.include_router(routes_storage.router)
+    routes_metrics.install(app, metrics)
+    app.mount("/ui", StaticFiles(directory=Path(__file__).with_name("static"), html=True), name="ui")  # /ui → /ui/
     return app

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from petcut import __version__
 from petcut.api.deps import get_runtime, get_settings
 from petcut.api.errors import envelope, request_id_of
+from petcut.api.openapi import HEALTH_RESPONSES, READY_RESPONSES, WARMUP_RESPONSES
 from petcut.config import Settings
 from petcut.model.runtime import ModelRuntime, WarmupOutcome
 from petcut.model.runtime_errors import State
@@ -23,7 +24,7 @@ router = APIRouter()
 SERVICE_NAME = "petcut"
 
 
-@router.get("/health", tags=["health"])
+@router.get("/health", tags=["health"], responses=HEALTH_RESPONSES)
 async def health(request: Request, runtime: ModelRuntime = Depends(get_runtime)) -> JSONResponse:
     status = runtime.status()
     poisoned = status.state is State.POISONED
@@ -41,7 +42,7 @@ async def health(request: Request, runtime: ModelRuntime = Depends(get_runtime))
     return JSONResponse(body, status_code=503, headers={"Retry-After": str(status.retry_after)})
 
 
-@router.get("/ready", tags=["health"])
+@router.get("/ready", tags=["health"], responses=READY_RESPONSES)
 async def ready(request: Request, runtime: ModelRuntime = Depends(get_runtime)) -> JSONResponse:
     status = runtime.status()
     body = {"status": str(status.state), "reason": status.reason, "since": status.since}
@@ -77,7 +78,7 @@ _HTTP_BY_OUTCOME = {"success": 200, "partial": 206, "loading": 503, "unavailable
 _CODE_BY_OUTCOME = {"loading": "model_loading", "unavailable": "unavailable", "error": "model_load_failed"}
 
 
-@router.post("/warmup", tags=["health"])
+@router.post("/warmup", tags=["health"], responses=WARMUP_RESPONSES)
 async def warmup(
     request: Request,
     runtime: ModelRuntime = Depends(get_runtime),
@@ -130,4 +131,6 @@ async def warmup(
 # HEAD for the probes and GET for /warmup: same handlers, separate routes (unique OpenAPI operation ids)
 router.add_api_route("/health", health, methods=["HEAD"], include_in_schema=False)
 router.add_api_route("/ready", ready, methods=["HEAD"], include_in_schema=False)
-router.add_api_route("/warmup", warmup, methods=["GET"], tags=["health"], operation_id="warmup_get")
+router.add_api_route(
+    "/warmup", warmup, methods=["GET"], tags=["health"], operation_id="warmup_get", responses=WARMUP_RESPONSES
+)

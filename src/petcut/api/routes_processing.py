@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from petcut import effects
 from petcut.api.deps import unless_disconnected
 from petcut.api.errors import ApiError
-from petcut.api.openapi import ERROR_RESPONSES, IMAGE_RESPONSE, upload_body
+from petcut.api.openapi import ERROR_RESPONSES, IMAGE_RESPONSE, error_responses, upload_body
 from petcut.api.uploads import MULTIPART_SLACK, is_form, read_form, single_file, text_field
 from petcut.config import Settings
 from petcut.imaging import expand_box, media_type, normalize_format, parse_hex_color
@@ -116,7 +116,7 @@ def processing_headers(total: float, hits: int, session_id: str | None = None) -
 
 
 # --- routes --------------------------------------------------------------------------------------------
-@router.get("/api/v2/effects", responses=ERROR_RESPONSES)
+@router.get("/api/v2/effects", responses=error_responses(500))
 async def list_effects() -> dict[str, Any]:
     """Every effect with its parameters (type, default, range), from the registry."""
     return {"success": True, "effects": effects.describe(), "default": DEFAULT_EFFECT}

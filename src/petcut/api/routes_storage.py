@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from petcut.api.openapi import error_responses
 from petcut.api.uploads import MULTIPART_SLACK, SMALL_FIELD, read_form, single_file, text_field
 from petcut.storage import (
     ImageNotFound,
@@ -66,7 +67,7 @@ _STORE_IMAGE_BODY = {
                         "image_type": {"type": "string", "pattern": _ID_SCHEMA},
                         "tier": {"type": "string", "enum": [t.value for t in Tier], "default": "temporary"},
                         "pet_name": {"type": "string", "maxLength": TEXT_LIMITS["pet_name"]},
-                        "pet_id": {"type": "string", "pattern": _ID_SCHEMA},
+                        "pet_id": {"type": "string", "pattern": f"^(|{ID_PATTERN})$"},  # empty: not given
                         "effect_applied": {"type": "string", "maxLength": TEXT_LIMITS["effect_applied"]},
                     },
                 }
@@ -76,7 +77,33 @@ _STORE_IMAGE_BODY = {
 }
 
 
-@router.post("/store-image", openapi_extra=_STORE_IMAGE_BODY)
+# the store validates identifiers itself (400 invalid_identifier); the schema says what it accepts
+SessionId = Annotated[str, Path(json_schema_extra={"pattern": _ID_SCHEMA})]
+_ORDER_FORM = {
+    "schema": {
+        "type": "object",
+        "required": ["order_id"],
+        "properties": {"order_id": {"type": "string", "pattern": _ID_SCHEMA}},
+    }
+}
+_COMPLETE_ORDER_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/x-www-form-urlencoded": _ORDER_FORM, "multipart/form-data": _ORDER_FORM},
+    }
+}
+_IMAGE_BYTES = {
+    "description": "The stored bytes, with the stored content type.",
+    "content": {
+        f"image/{kind}": {"schema": {"type": "string", "format": "binary"}}
+        for kind in ("png", "jpeg", "webp", "gif", "heic", "heif", "avif", "tiff")
+    },
+}
+
+
+@router.post(
+    "/store-image", openapi_extra=_STORE_IMAGE_BODY, responses=error_responses(400, 401, 413, 415, 429, 500, 503)
+)
 async def store_image(request: Request, store: ImageStore = Depends(get_image_store)) -> dict[str, Any]:
     """Store a customer image; the content type comes from its bytes. Answers its URL."""
     async with read_form(request, limit=store.max_bytes + MULTIPART_SLACK, max_files=2, required=True) as form:
@@ -106,9 +133,9 @@ async def store_image(request: Request, store: ImageStore = Depends(get_image_st
     }
 
 
-@router.get("/session/{session_id}/images")
+@router.get("/session/{session_id}/images", responses=error_responses(400, 500, 503))
 async def list_session_images(
-    session_id: str, request: Request, store: ImageStore = Depends(get_image_store)
+    session_id: SessionId, request: Request, store: ImageStore = Depends(get_image_store)
 ) -> dict[str, Any]:
     """Every stored image of the session, in every tier, oldest first."""
     images = await run_in_threadpool(store.list_session, session_id)
@@ -120,9 +147,13 @@ async def list_session_images(
     }
 
 
-@router.post("/session/{session_id}/complete-order")
+@router.post(
+    "/session/{session_id}/complete-order",
+    openapi_extra=_COMPLETE_ORDER_BODY,
+    responses=error_responses(400, 401, 404, 429, 500, 503),
+)
 async def complete_order(
-    session_id: str, request: Request, store: ImageStore = Depends(get_image_store)
+    session_id: SessionId, request: Request, store: ImageStore = Depends(get_image_store)
 ) -> dict[str, Any]:
     """Move the session's images to ``order_completed`` under ``order_id`` (form field; query accepted)."""
     async with read_form(request, limit=SMALL_FIELD, max_files=0, required=False) as form:
@@ -137,7 +168,7 @@ async def complete_order(
     }
 
 
-@router.get("/images/{key:path}", name=IMAGE_ROUTE)
+@router.get("/images/{key:path}", name=IMAGE_ROUTE, responses={200: _IMAGE_BYTES, **error_responses(404, 500, 503)})
 async def get_image(key: str, store: ImageStore = Depends(get_image_store)) -> Response:
     """The stored bytes, with the stored content type (local backend; GCS URLs point at GCS)."""
     if not store.serves_own_urls or parse_key(key) is None:

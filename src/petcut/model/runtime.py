@@ -167,7 +167,7 @@ class ModelRuntime:
         self.worker = InferenceWorker(
             max_queue=settings.max_queue, on_fault=self._on_fault, refusal=self._refusal, metrics=self.metrics
         )
-        self.metrics.set("petcut_model_state", 0, state=str(self._state))
+        self.metrics.set("petcut_model_state", 1, state=str(self._state))
 
     # --- state -----------------------------------------------------------------------------------
     def _set_state(self, state: State, reason: str) -> None:
@@ -318,6 +318,8 @@ class ModelRuntime:
                 if self._startup:
                     self._startup = False
                     self._log_startup_warmup()
+            elif self.state is State.FAILED:  # no model, so no warmup: that cycle's warmup is an error
+                self.metrics.inc("petcut_warmup_total", result="error")
         except asyncio.CancelledError:
             raise
         except Exception:  # a bug here must not leave the state stuck in loading
@@ -446,7 +448,8 @@ class ModelRuntime:
             finished_at=time.time(),
             details=details,
         )
-        self.metrics.inc("petcut_warmup_total", result="passed" if passed else "failed")
+        self.metrics.inc("petcut_warmup_total", result="success" if passed else "partial")
+        self.metrics.set("petcut_warmup_last_seconds", result.duration_s)
         with self._lock:
             self.last_warmup = result
             if self._state in (State.WARMING, State.READY, State.DEGRADED):

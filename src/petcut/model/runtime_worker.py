@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import enum
 import logging
 import math
@@ -57,6 +58,8 @@ class _Job:
     enqueued_at: float
     queue_deadline: float | None
     inference: bool  # classify faults, honour refusals; False for the model load itself
+    # the submitter's context (request id, trace): the job's log lines carry them
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
     state: _JobState = _JobState.QUEUED
     started_at: float | None = None
     abandoned: bool = field(default=False)
@@ -254,9 +257,10 @@ class InferenceWorker:
                     self._running = None
                 self._call(job, _resolve, job.done, None, refusal)
                 continue
-            self._metrics.observe("petcut_inference_queue_wait_seconds", now - job.enqueued_at)
+            if job.inference:
+                self._metrics.observe("petcut_inference_seconds", now - job.enqueued_at, phase="queue_wait")
             self._metrics.set("petcut_inference_in_flight", 1)
-            result, error = self._execute(job)
+            result, error = job.context.run(self._execute, job)
             elapsed = time.monotonic() - now
             self._ema_seconds = 0.7 * self._ema_seconds + 0.3 * elapsed
             with self._lock:
@@ -264,7 +268,9 @@ class InferenceWorker:
                 self._running = None
             self._metrics.set("petcut_inference_in_flight", 0)
             if job.inference:
-                self._metrics.observe("petcut_inference_compute_seconds", elapsed)
+                self._metrics.observe("petcut_inference_seconds", elapsed, phase="compute")
+                if error is not None and not job.abandoned and not isinstance(error, Unavailable):
+                    self._metrics.inc("petcut_inference_failures_total", reason="other")
             if job.abandoned:
                 log.warning(
                     "inference finished after its caller gave up",

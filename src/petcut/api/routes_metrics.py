@@ -1,0 +1,147 @@
+"""``GET /metrics`` (Prometheus text format) and the request metrics around every response.
+
+:class:`RequestMetricsMiddleware` is the outermost ASGI layer (outside the edge middleware), so it counts
+every response the service sends: a 413 sent before the body is read, a preflight, a 500 from an
+unhandled exception, a 503 in any model state. Routes are labelled by their template
+(``/session/{session_id}/images``), never the raw path; a path no route matches is ``<unmatched>``, and
+unknown methods are ``OTHER``, so the number of series stays bounded.
+
+``/metrics`` reads counters and the runtime's state only: it never loads the model, never imports torch,
+and bypasses admission (no queue, no rate limit).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.routing import Mount, compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from petcut import __version__
+from petcut.observability import Metrics
+
+log = logging.getLogger("petcut.api")
+router = APIRouter()
+
+UNMATCHED = "<unmatched>"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+METRICS_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Prometheus text exposition format.",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.get("/metrics", tags=["health"], response_class=Response, responses=METRICS_RESPONSES)
+async def metrics(request: Request) -> Response:
+    """Prometheus text exposition of the service's metrics."""
+    runtime = getattr(request.app.state, "runtime", None)
+    if runtime is not None:
+        runtime.status()  # applies time-based transitions (an OOM cool-down ending) before reading the state
+    registry: Metrics = request.app.state.metrics
+    return Response(registry.render(), media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
+
+
+class RouteTemplates:
+    """Maps a request path to its route template without dispatching it (for the responses the edge
+    answers before routing: preflights, a 413 from ``Content-Length``). Templates come from the app's
+    routes and its OpenAPI paths (FastAPI may nest included routers); mounts label as ``<prefix>/``."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self._built_for = -1
+        self._templates: list[tuple[re.Pattern[str], str]] = []
+        self._mounts: list[str] = []
+
+    def _build(self) -> None:
+        templates: set[str] = set()
+        mounts: list[str] = []
+        for route in self.app.routes:
+            path = getattr(route, "path", None)
+            if isinstance(route, Mount):
+                mounts.append(path or "")
+            elif isinstance(path, str) and path.startswith("/"):
+                templates.add(path)
+        try:
+            templates.update(p for p in self.app.openapi().get("paths", {}) if p.startswith("/"))
+        except Exception:  # a schema that cannot be built must not break a response
+            log.warning("route templates: the OpenAPI schema could not be built", exc_info=True)
+        # literal paths before templated ones, so /a/list wins over /a/{id}
+        ordered = sorted(templates, key=lambda t: (t.count("{"), t))
+        self._templates = [(compile_path(t)[0], t) for t in ordered]
+        self._mounts = sorted(mounts, key=len, reverse=True)
+        self._built_for = len(self.app.routes)
+
+    def resolve(self, path: str, root: str = "") -> str:
+        """The template for ``path`` (the scope's ``path`` and ``root_path`` as they came in)."""
+        if self._built_for != len(self.app.routes):
+            self._build()
+        if root and path.startswith(root):
+            path = path[len(root) :] or "/"
+        for regex, template in self._templates:
+            if regex.match(path):
+                return template
+        for mount in self._mounts:
+            if path == mount or path.startswith(f"{mount}/"):
+                return f"{mount}/"
+        return UNMATCHED
+
+
+class RequestMetricsMiddleware:
+    """Pure ASGI: ``petcut_http_requests_total`` and ``petcut_http_request_duration_seconds``."""
+
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, templates: RouteTemplates) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.templates = templates
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status: int | None = None
+        # as they came in: a mount rewrites root_path in the shared scope on the way down
+        path, root = str(scope.get("path") or "/"), str(scope.get("root_path") or "")
+
+        async def watching_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watching_send)
+        finally:
+            route = scope.get("route")  # set by FastAPI's router when the request got that far
+            template = getattr(route, "path", None)
+            if not isinstance(template, str) or not template.startswith("/") or isinstance(route, Mount):
+                template = self.templates.resolve(path, root)
+            method = str(scope.get("method", "")).upper()
+            # no response started: the client went away first (nginx's 499)
+            self.metrics.request(
+                template, method if method in METHODS else "OTHER", status or 499, time.perf_counter() - started
+            )
+
+
+def middleware(app: FastAPI, inner: ASGIApp) -> RequestMetricsMiddleware:
+    """The request metrics around ``inner`` (the app's edge middleware), for ``build_middleware_stack``."""
+    return RequestMetricsMiddleware(inner, metrics=app.state.metrics, templates=RouteTemplates(app))
+
+
+def install(app: FastAPI, metrics: Metrics) -> None:
+    """Add ``/metrics`` and the scrape-time collectors to ``app`` (the request metrics come from
+    :func:`middleware`, which the app's ``build_middleware_stack`` calls)."""
+    settings = app.state.settings
+    metrics.watch_cache(app.state.cache)
+    metrics.build_info(__version__, settings.mode, settings.device)
+    app.include_router(router)
