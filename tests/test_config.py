@@ -70,3 +70,9 @@ def test_overrides_and_paths(tmp_path: Path) -> None:
     settings = Settings(checkpoint=tmp_path / "x.pth", weights_dir=tmp_path)
     assert settings.checkpoint == tmp_path / "x.pth"
     assert env_names("mode") == ["PETCUT_MODE", "INSPIRENET_MODE"]
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    missing = [env_names(name)[0] for name in Settings.model_fields if f"`{env_names(name)[0]}`" not in readme]
+    assert not missing, f"README's configuration table lacks {missing}"

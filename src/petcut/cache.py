@@ -132,6 +132,8 @@ class RedisCache:
         retry_after_s: float = 2.0,
     ) -> None:
         import redis.asyncio as redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
         self.url = url
         self.ttl_s = ttl_s
@@ -139,7 +141,11 @@ class RedisCache:
         self.retry_after_s = retry_after_s
         self.stats = CacheStats()
         self._client = redis.Redis.from_url(
-            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry_on_timeout=False
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry_on_timeout=False,
+            retry=Retry(NoBackoff(), 0),  # one try: a dead Redis costs one short timeout, then the back-off
         )
         self._down_until = 0.0
         self._down_logged = False

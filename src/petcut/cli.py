@@ -39,9 +39,16 @@ def serve(
     port: Annotated[int | None, typer.Option(help="port (PORT)")] = None,
 ) -> None:
     """Run the HTTP service."""
+    import json
+
     from petcut.api.server import run
 
-    run(_settings(host=host, port=port))
+    try:
+        settings = load_settings(**{k: v for k, v in {"host": host, "port": port}.items() if v is not None})
+    except SettingsError as exc:  # the service logs JSON lines only, this one included
+        print(json.dumps({"severity": "CRITICAL", "message": str(exc), "logger": "petcut.config"}), file=sys.stderr)
+        raise typer.Exit(2) from None
+    run(settings)
 
 
 @app.command()

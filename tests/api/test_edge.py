@@ -231,3 +231,15 @@ def test_fake_loader_receives_the_apps_settings() -> None:
             assert loader.settings is settings
 
     run(scenario())
+
+
+def test_405_lists_every_method_of_the_path() -> None:
+    async def scenario() -> None:
+        async with Service() as svc:
+            response = await svc.client.put("/warmup")
+            check_error(response, 405, "method_not_allowed")
+            assert {m.strip() for m in response.headers["allow"].split(",")} >= {"GET", "POST", "OPTIONS"}
+            health = await svc.client.delete("/health")
+            assert {m.strip() for m in health.headers["allow"].split(",")} >= {"GET", "HEAD"}
+
+    run(scenario())

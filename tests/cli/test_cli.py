@@ -104,3 +104,17 @@ def test_weights_download_offline_says_so(monkeypatch, tmp_path: Path) -> None:
 def test_bad_format_is_refused(tmp_path: Path) -> None:
     result = runner.invoke(app, ["remove", "x.jpg", "-o", str(tmp_path), "--format", "bmp"])
     assert result.exit_code == 2 and "--format" in result.output
+
+
+def test_serve_with_an_invalid_setting_logs_one_json_line_and_exits_2() -> None:
+    import json
+    import os
+
+    env = {**os.environ, "INSPIRENET_MODE": "turbo"}
+    result = subprocess.run([sys.executable, "-m", "petcut", "serve"], env=env, capture_output=True, text=True,
+                            timeout=60)  # fmt: skip
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["severity"] == "CRITICAL" and "INSPIRENET_MODE" in record["message"]

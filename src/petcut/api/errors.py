@@ -174,7 +174,27 @@ async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     message = MESSAGE_BY_STATUS.get(status_code) or detail or "The request failed."
     if status_code == 400 and detail:
         message = detail
-    return error_response(request, status_code, code, message, headers=dict(exc.headers or {}))
+    headers = dict(exc.headers or {})
+    if status_code == 405:
+        headers["Allow"] = allowed_methods(request)
+    return error_response(request, status_code, code, message, headers=headers)
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    from starlette.routing import Match
+
+    scope = {**request.scope, "method": "OPTIONS"}
+    methods: set[str] = {"OPTIONS"}
+    pending = list(request.app.router.routes)
+    while pending:
+        route = pending.pop()
+        included = getattr(route, "original_router", None)  # FastAPI keeps included routers nested
+        if included is not None:
+            pending.extend(included.routes)
+        elif getattr(route, "methods", None) and route.matches(scope)[0] is not Match.NONE:
+            methods |= set(route.methods)
+    return ", ".join(sorted(methods))
 
 
 async def _api_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -34,6 +34,8 @@ EXPOSE_HEADERS = (
     "X-Foreground-Width",
     "X-Foreground-Height",
     "X-Foreground-Found",
+    "RateLimit",
+    "RateLimit-Policy",
     "Content-Disposition",
 )
 ALLOW_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
