@@ -156,8 +156,12 @@ def test_service_import_does_not_import_transparent_background_package() -> None
         "_import_network()\n"
         "assert 'transparent_background.Remover' not in sys.modules\n"
         "assert 'albumentations' not in sys.modules\n"
+        "assert 'timm' not in sys.modules and 'torchvision' not in sys.modules\n"  # a cold start without them
+        "assert 'torch._dynamo' not in sys.modules\n"
         "import transparent_background\n"  # the real package still imports afterwards
         "assert hasattr(transparent_background, 'Remover')\n"
+        "import timm.layers\n"
+        "assert timm.layers.DropPath.__module__.startswith('timm')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 

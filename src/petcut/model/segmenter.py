@@ -84,11 +84,63 @@ def _import_network() -> type:
         package.__spec__ = spec
         sys.modules["transparent_background"] = package
     try:
-        from transparent_background.InSPyReNet import InSPyReNet_SwinB
+        with _light_timm_layers():
+            from transparent_background.InSPyReNet import InSPyReNet_SwinB
     finally:
         if not had_package:
             del sys.modules["transparent_background"]
     return InSPyReNet_SwinB
+
+
+@contextlib.contextmanager
+def _light_timm_layers() -> Iterator[None]:
+    """Serve the three names the Swin backbone takes from ``timm.layers`` without importing timm.
+
+    ``timm.layers`` imports torchvision's detection models and with them ``torch._dynamo``: about two
+    seconds of every cold start, for ``DropPath`` (the identity at inference), ``to_2tuple`` and
+    ``trunc_normal_`` (torch's own, same signature). The stand-in is removed again afterwards, so a
+    later ``import timm`` gets the real package. When timm is already imported, it is used as is.
+    """
+    if "timm.layers" in sys.modules:
+        yield
+        return
+    import torch
+    from torch import nn
+
+    class DropPath(nn.Module):
+        """timm's stochastic depth: drops whole samples in training, the identity in eval mode."""
+
+        def __init__(self, drop_prob: float = 0.0, scale_by_keep: bool = True) -> None:
+            super().__init__()
+            self.drop_prob = drop_prob
+            self.scale_by_keep = scale_by_keep
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if self.drop_prob == 0.0 or not self.training:
+                return x
+            keep = 1.0 - self.drop_prob
+            mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+            if keep > 0.0 and self.scale_by_keep:
+                mask.div_(keep)
+            return x * mask
+
+    def to_2tuple(value: object) -> tuple:
+        if isinstance(value, tuple | list):
+            return tuple(value)
+        return (value, value)
+
+    layers = types.ModuleType("timm.layers")
+    layers.DropPath, layers.to_2tuple, layers.trunc_normal_ = DropPath, to_2tuple, nn.init.trunc_normal_
+    stand_ins = {"timm.layers": layers}
+    if "timm" not in sys.modules:
+        stand_ins["timm"] = types.ModuleType("timm")
+    sys.modules.update(stand_ins)
+    try:
+        yield
+    finally:
+        for name, module in stand_ins.items():
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
 
 
 @contextlib.contextmanager
