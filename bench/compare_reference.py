@@ -99,12 +99,13 @@ def run_reference(ckpt: Path, photo: Path, mode: str, resize: str, runs: int, wo
 
 
 class Server:
-    def __init__(self, ckpt: Path, mode: str, resize: str, port: int, work: Path) -> None:
+    def __init__(self, ckpt: Path, mode: str, resize: str, port: int, work: Path, **extra_env: str) -> None:
         self.base = f"http://127.0.0.1:{port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("PETCUT_")}
         env.update(PETCUT_CHECKPOINT=str(ckpt), PETCUT_MODE=mode, PETCUT_RESIZE=resize, PETCUT_DEVICE="cpu",
                    PETCUT_HOST="127.0.0.1", PETCUT_PORT=str(port), PETCUT_LOG_LEVEL="WARNING",
-                   PETCUT_DATA_DIR=str(work / "data"), XDG_CACHE_HOME=str(work / "cache"))  # fmt: skip
+                   PETCUT_DATA_DIR=str(work / "data"), XDG_CACHE_HOME=str(work / "cache"),
+                   PETCUT_RATE_LIMIT_PER_MINUTE="0", **extra_env)  # fmt: skip
         self.started = time.perf_counter()
         self.process = subprocess.Popen([sys.executable, "-m", "petcut", "serve"], env=env,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
@@ -139,9 +140,11 @@ class Server:
         self.process.wait(timeout=30)
 
 
-def run_petcut(ckpt: Path, photo: Path, mode: str, resize: str, runs: int, work: Path, port: int) -> dict:
+def run_petcut(
+    ckpt: Path, photo: Path, mode: str, resize: str, runs: int, work: Path, port: int, **extra_env: str
+) -> dict:
     data = photo.read_bytes()
-    server = Server(ckpt, mode, resize, port, work)
+    server = Server(ckpt, mode, resize, port, work, **extra_env)
     try:
         result = {"health": server.wait_for("/health"), "ready": server.wait_for("/ready")}
         _, first = server.post("/api/v2/remove-background", data, {})
@@ -177,6 +180,7 @@ def main() -> None:
     parser.add_argument("--checkpoint", help="reuse this checkpoint instead of the cached random one")
     parser.add_argument("--port", type=int, default=18089)
     parser.add_argument("--skip-dynamic", action="store_true", help="skip the dynamic-resize parity run")
+    parser.add_argument("--bf16", action="store_true", help="also measure petcut with PETCUT_PRECISION=bf16")
     args = parser.parse_args()
 
     from rich.console import Console
@@ -190,6 +194,9 @@ def main() -> None:
 
     ref = run_reference(ckpt, photo, mode, "static", args.runs, work)
     ours = run_petcut(ckpt, photo, mode, "static", args.runs, work, args.port)
+    bf16 = None
+    if args.bf16:
+        bf16 = run_petcut(ckpt, photo, mode, "static", args.runs, work, args.port + 2, PETCUT_PRECISION="bf16")
     dynamic = None
     if not args.skip_dynamic:
         small = work / "dynamic-photo.jpg"  # dynamic parity on a smaller copy: full size is slow on 2 cores
@@ -212,6 +219,8 @@ def main() -> None:
         ("shop request, cache hit (s)", None, med(ours["shop_hit"])),
         ("peak RSS (MB)", ref["peak_rss_mb"], ours["peak_rss_mb"]),
     ]
+    if bf16:
+        rows.insert(4, ("per image with PETCUT_PRECISION=bf16 (s)", ref_model, med(bf16["runs"])))
     table = Table(title=f"petcut vs transparent-background Remover — {mode}, {photo.name}, CPU")
     table.add_column("what")
     table.add_column("reference", justify="right")
@@ -224,6 +233,9 @@ def main() -> None:
     console.print(table)
     mean, worst = parity(ours["alpha"], ref["alpha"])
     console.print(f"alpha parity static: mean {mean:.3f}/255, max {worst:.3f}/255 (target ≤ 1 and ≤ 4)")
+    if bf16:
+        bf16_mean, bf16_max = parity(bf16["alpha"], ref["alpha"])
+        console.print(f"bf16 alpha vs reference fp32: mean {bf16_mean:.2f}/255, max {bf16_max:.2f}/255")
     if dynamic:
         console.print(f"alpha parity dynamic: mean {dynamic[0]:.3f}/255, max {dynamic[1]:.3f}/255")
     console.print(

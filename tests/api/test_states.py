@@ -341,3 +341,15 @@ def test_warmup_joins_a_load_in_progress() -> None:
             await wait_for(lambda: svc.runtime.state is State.READY)
 
     run(scenario())
+
+
+def test_effects_are_warmed_up_once_the_model_is_ready(caplog) -> None:
+    import logging
+
+    async def scenario() -> None:
+        async with Service() as svc:
+            await svc.wait_state(State.READY)
+            await wait_for(lambda: any(r.getMessage() == "effects warmed up" for r in caplog.records), what="warm-up")
+
+    with caplog.at_level(logging.INFO, logger="petcut.api"):
+        run(scenario())

@@ -6,6 +6,7 @@ returns at once (the port opens immediately; the model loads in the background).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +27,7 @@ from petcut.cache import open_cache
 from petcut.config import Settings, load_settings
 from petcut.model.base import Segmenter
 from petcut.model.runtime import ModelRuntime
+from petcut.model.runtime_errors import State
 from petcut.observability import Metrics, StartupTimeline
 from petcut.pipeline import Pipeline
 from petcut.storage import open_store
@@ -58,6 +60,23 @@ class PetcutAPI(FastAPI):
         return routes_metrics.middleware(self, edge)
 
 
+async def warm_effects_when_ready(runtime: ModelRuntime, cpu: CpuPool, poll_s: float = 0.5) -> None:
+    """Once the model is served, compile the effects' numba kernels in the CPU pool (about 3 s on two
+    cores, cached on disk where writable), so the first customer asking for dithering or retro8bit
+    does not pay for it. Done after readiness: it must not delay /ready or compete with the load."""
+    from petcut import effects
+
+    while runtime.state not in (State.READY, State.DEGRADED):
+        await asyncio.sleep(poll_s)
+    started = time.perf_counter()
+    try:
+        await cpu.run(effects.warm_up)
+    except Exception:  # a warm-up failure must not take the service down; the first call compiles instead
+        log.exception("effects warm-up failed")
+        return
+    log.info("effects warmed up", extra={"seconds": round(time.perf_counter() - started, 3)})
+
+
 def create_app(settings: Settings | None = None, *, load_segmenter: Loader | None = None) -> PetcutAPI:
     """Build the app. ``settings=None`` reads the environment; ``load_segmenter`` replaces the real loader
     (tests pass fakes that sleep, raise or return a deterministic segmenter)."""
@@ -84,9 +103,11 @@ def create_app(settings: Settings | None = None, *, load_segmenter: Loader | Non
         if settings.enable_startup_logging:  # a fixed list: no secrets (URLs with passwords) in logs
             log.info("settings", extra={"settings": settings.model_dump(mode="json", include=LOGGED_SETTINGS)})
         await runtime.start()
+        effects_warmup = asyncio.create_task(warm_effects_when_ready(runtime, cpu))
         try:
             yield
         finally:
+            effects_warmup.cancel()
             await runtime.stop()
             await cache.close()
             app.state.image_store.close()
