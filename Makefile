@@ -20,7 +20,7 @@ run: venv
 	  $(BIN)/petcut weights download || \
 	  echo "petcut: weights could not be downloaded; the service starts anyway and /ready says why" >&2; \
 	fi
-	exec $(BIN)/petcut serve --port $${PORT:-8080}
+	@exec $(BIN)/petcut serve --port $${PORT:-8080}
 
 test: venv
 	$(BIN)/python -m pytest
