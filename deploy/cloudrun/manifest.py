@@ -85,6 +85,10 @@ def render(
     if len(containers) != 1:
         raise SystemExit("manifest.py: expected exactly one container in the service")
     containers[0]["image"] = image
+    # Cloud Logging links a log line to its trace only as projects/<project>/traces/<id>; Cloud Run does
+    # not tell the container its project, so the release does.
+    env = [e for e in containers[0].setdefault("env", []) if e.get("name") != "GOOGLE_CLOUD_PROJECT"]
+    containers[0]["env"] = [*env, {"name": "GOOGLE_CLOUD_PROJECT", "value": project}]
     kept = [entry for entry in current_traffic(current or {}) if entry.get("tag") != tag]
     kept = [entry for entry in kept if entry["percent"] > 0 or entry.get("tag")]
     total = sum(entry["percent"] for entry in kept)

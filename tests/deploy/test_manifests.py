@@ -27,7 +27,9 @@ MARGIN_S = 30  # time left after the app's own deadlines for decoding, effects, 
 CLOUD_RUN_PROBE_CAP_S = 240  # Cloud Run: periodSeconds x failureThreshold <= 240, initialDelaySeconds <= 240
 CLOUD_RUN_SIGKILL_S = 10  # Cloud Run sends SIGKILL 10 s after SIGTERM
 CLOUD_RUN_RESERVED_ENV = {"PORT", "K_SERVICE", "K_REVISION", "K_CONFIGURATION"}
-KNOWN_ENV = {name.upper() for field in Settings.model_fields for name in env_names(field)}
+#: besides petcut's settings: the project id the JSON log formatter puts into trace names
+PLATFORM_ENV = {"GOOGLE_CLOUD_PROJECT"}
+KNOWN_ENV = {name.upper() for field in Settings.model_fields for name in env_names(field)} | PLATFORM_ENV
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -265,3 +267,16 @@ def test_the_baked_weights_match_the_configured_mode(monkeypatch: pytest.MonkeyP
     assert re.search(rf"^MODE=\$\{{MODE:-{re.escape(baked[1])}\}}$", (DEPLOY / "deploy.sh").read_text(), re.M)
     settings = settings_for(env_of(only_container(cloud_run()["spec"]["template"]["spec"])), monkeypatch)
     assert settings.mode == baked[1], "the service would look for weights the image does not have"
+
+
+def test_release_sets_the_project_for_trace_links() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("manifest", ROOT / "deploy" / "cloudrun" / "manifest.py")
+    assert spec is not None and spec.loader is not None
+    manifest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(manifest)
+    rendered = manifest.render(cloud_run(), service="petcut", project="shop-prod", region="europe-west4",
+                               image="img:1", revision="petcut-abc", tag="t1", current=None)  # fmt: skip
+    env = env_of(only_container(rendered["spec"]["template"]["spec"]))
+    assert env["GOOGLE_CLOUD_PROJECT"] == "shop-prod"
