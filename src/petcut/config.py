@@ -57,6 +57,13 @@ class RateLimitRule(BaseModel):
 # --- end abuse resistance ---
 
 
+def split_list(value: object) -> object:
+    """An environment list: items separated by commas, spaces or newlines; other values pass through."""
+    if isinstance(value, str):
+        return [part for part in re.split(r"[\s,]+", value) if part]
+    return value
+
+
 class Settings(BaseSettings):
     """All configuration. Construct with :func:`load_settings` (environment) or directly (tests)."""
 
@@ -313,8 +320,7 @@ class Settings(BaseSettings):
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _split_proxies(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = [part.strip() for part in value.replace(" ", ",").split(",") if part.strip()]
+        value = split_list(value)
         if isinstance(value, list | tuple):
             import ipaddress
 
@@ -328,8 +334,7 @@ class Settings(BaseSettings):
     @field_validator("api_key_hashes", mode="before")
     @classmethod
     def _split_hashes(cls, value: object) -> object:
-        if isinstance(value, str):
-            value = value.replace("\n", ",").replace(" ", ",").split(",")
+        value = split_list(value)
         if isinstance(value, list | tuple):
             hashes = []
             for item in value:
@@ -360,9 +365,8 @@ class Settings(BaseSettings):
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
-        return value
+        value = split_list(value)
+        return [str(origin).rstrip("/") for origin in value] if isinstance(value, list) else value
 
     @field_validator("target_size")
     @classmethod
@@ -375,8 +379,6 @@ class Settings(BaseSettings):
     @classmethod
     def _check_regex(cls, value: str | None) -> str | None:
         if value:
-            import re
-
             try:
                 re.compile(value)
             except re.error as exc:

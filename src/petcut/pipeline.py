@@ -183,10 +183,13 @@ class Pipeline:
         png = encode_image(cutout.rgba, "png") if encode else None
         return cutout.rgba, subject_bbox(alpha), png
 
-    async def segment(self, data: bytes, *, use_cache: bool = True, internal: bool = False) -> SegmentedImage:
-        """The full-size cut-out of ``data``, from the cache when possible, else from the model."""
+    async def segment(
+        self, data: bytes, *, use_cache: bool = True, internal: bool = False, digest: str | None = None
+    ) -> SegmentedImage:
+        """The full-size cut-out of ``data``, from the cache when possible, else from the model.
+        ``digest``: the upload's :func:`content_digest` when the caller already has it."""
         started = time.perf_counter()
-        key = cache_key(self.settings, content_digest(data), "cutout")
+        key = cache_key(self.settings, digest or content_digest(data), "cutout")
         if use_cache and not internal:
             blob = await self.cache.get(key)
             if blob is not None:
@@ -256,7 +259,7 @@ class Pipeline:
                 elapsed = time.perf_counter() - started
                 return ImageResult(payload, options.fmt, meta["width"], meta["height"], box, True,  # type: ignore[arg-type]
                                    {"total": elapsed, "background_removal": 0.0, "encode": 0.0})  # fmt: skip
-        seg = await self.segment(data, use_cache=use_cache, internal=internal)
+        seg = await self.segment(data, use_cache=use_cache, internal=internal, digest=digest)
         encode_started = time.perf_counter()
         payload, width, height = await self.cpu.run(self._render_removal, seg, options)
         self._observe("render", encode_started)
@@ -306,7 +309,7 @@ class Pipeline:
         failed: list[str] = []
         effects_started = time.perf_counter()
         if missing:
-            seg = await self.segment(data, use_cache=use_cache)
+            seg = await self.segment(data, use_cache=use_cache, digest=digest)
             background_hit, removal_seconds = seg.cache_hit, seg.seconds
             effects_started = time.perf_counter()
             rgba = seg.rgba if not max_side else await self.cpu.run(fit_max_side, seg.rgba, max_side)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -100,6 +101,15 @@ class Service:
 
     async def wait_state(self, *states: State, timeout: float = TIMEOUT) -> None:
         await wait_for(lambda: self.runtime.state in states, timeout, f"state in {states}")
+
+    async def occupy_worker(self, segmenter: FakeSegmenter) -> asyncio.Future[httpx.Response]:
+        """Start one request and hold it inside the model (``segmenter.gate``) until the test sets the gate.
+        Returns the pending response."""
+        segmenter.gate = threading.Event()
+        segmenter.started.clear()
+        first = asyncio.ensure_future(self.process())
+        await wait_for(segmenter.started.is_set, what="first job running")
+        return first
 
     async def process(self, data: bytes | None = None, **kwargs: Any) -> httpx.Response:
         files = {"file": ("pet.jpg", data if data is not None else jpeg_bytes(), "image/jpeg")}

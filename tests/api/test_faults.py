@@ -86,10 +86,7 @@ def test_queue_full_is_503_at_once_and_health_answers_while_saturated() -> None:
     async def scenario() -> None:
         async with Service(make_settings(max_queue=1)) as svc:
             segmenter = await ready_service(svc)
-            segmenter.gate = threading.Event()
-            segmenter.started.clear()
-            first = asyncio.ensure_future(svc.process())
-            await wait_for(segmenter.started.is_set, what="first job running")
+            first = await svc.occupy_worker(segmenter)
             second = asyncio.ensure_future(svc.process())
             await wait_for(lambda: svc.runtime.worker.depth == 1, what="second job queued")
             started = time.monotonic()
@@ -115,10 +112,7 @@ def test_queue_wait_deadline_is_503_and_the_job_is_not_executed() -> None:
     async def scenario() -> None:
         async with Service(make_settings(queue_timeout_s=0.5)) as svc:
             segmenter = await ready_service(svc)
-            segmenter.gate = threading.Event()
-            segmenter.started.clear()
-            first = asyncio.ensure_future(svc.process())
-            await wait_for(segmenter.started.is_set, what="first job running")
+            first = await svc.occupy_worker(segmenter)
             calls = segmenter.calls
             waited = await svc.process()
             body = check_error(waited, 503, "queue_timeout")
@@ -155,10 +149,7 @@ def test_client_disconnect_withdraws_the_queued_job() -> None:
     async def scenario() -> None:
         async with Service() as svc:
             segmenter = await ready_service(svc)
-            segmenter.gate = threading.Event()
-            segmenter.started.clear()
-            first = asyncio.ensure_future(svc.process())
-            await wait_for(segmenter.started.is_set, what="first job running")
+            first = await svc.occupy_worker(segmenter)
             calls = segmenter.calls
 
             boundary = "b0undary"
@@ -232,10 +223,7 @@ def test_warmup_that_cannot_reach_a_busy_model_is_206_and_does_not_degrade() -> 
     async def scenario() -> None:
         async with Service(make_settings(queue_timeout_s=0.5)) as svc:
             segmenter = await ready_service(svc)
-            segmenter.gate = threading.Event()
-            segmenter.started.clear()
-            first = asyncio.ensure_future(svc.process())
-            await wait_for(segmenter.started.is_set, what="first job running")
+            first = await svc.occupy_worker(segmenter)
             response = await svc.client.get("/warmup")  # GET works as POST
             assert response.status_code == 206, response.text
             check_edge(response)

@@ -150,10 +150,7 @@ def test_queue_full_counts_rejected_and_gauges_show_depth_while_metrics_bypasses
         async with Service(make_settings(max_queue=1)) as svc:
             await svc.wait_state(State.READY)
             segmenter = svc.segmenter
-            segmenter.gate = threading.Event()
-            segmenter.started.clear()
-            first = asyncio.ensure_future(svc.process())
-            await wait_for(segmenter.started.is_set, what="first job running")
+            first = await svc.occupy_worker(segmenter)
             second = asyncio.ensure_future(svc.process())
             await wait_for(lambda: svc.runtime.worker.depth == 1, what="second job queued")
             check_error(await svc.process(), 503, "overloaded")

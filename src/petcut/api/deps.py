@@ -16,6 +16,7 @@ from fastapi import Request
 from petcut.api.errors import ApiError
 from petcut.config import Settings
 from petcut.model.runtime import ModelRuntime
+from petcut.pipeline import Pipeline
 
 T = TypeVar("T")
 
@@ -35,6 +36,10 @@ class CpuPool:
 
 def get_settings(request: Request) -> Settings:
     return request.app.state.settings
+
+
+def get_pipeline(request: Request) -> Pipeline:
+    return request.app.state.pipeline
 
 
 def get_runtime(request: Request) -> ModelRuntime:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from petcut import effects
-from petcut.api.deps import unless_disconnected
+from petcut.api.deps import get_pipeline, get_settings, unless_disconnected
 from petcut.api.errors import ApiError
 from petcut.api.openapi import ERROR_RESPONSES, IMAGE_RESPONSE, error_responses, upload_body
 from petcut.api.uploads import MULTIPART_SLACK, is_form, read_form, single_file, text_field
@@ -26,14 +26,6 @@ router = APIRouter(tags=["processing"])
 
 DEFAULT_EFFECT = "enhancedblackwhite"
 Format = Literal["png", "webp", "jpeg", "jpg"]
-
-
-def get_pipeline(request: Request) -> Pipeline:
-    return request.app.state.pipeline
-
-
-def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
 
 
 def bad(param: str, message: str) -> ApiError:

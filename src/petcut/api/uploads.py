@@ -15,9 +15,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message, Receive
 
 from petcut.api.errors import ApiError
+from petcut.api.middleware import MULTIPART_SLACK
 
-#: multipart framing on top of the file itself (boundaries, part headers, small text fields)
-MULTIPART_SLACK = 256 * 1024
+__all__ = ["MULTIPART_SLACK", "SMALL_FIELD", "is_form", "read_form", "single_file", "text_field", "too_large"]
+
 SMALL_FIELD = 64 * 1024
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 
