@@ -21,6 +21,8 @@ Resize = Literal["static", "dynamic"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 Foreground = Literal["blur_fusion", "pymatting", "none"]
+ModelName = Literal["inspyrenet", "isnet"]
+EngineName = Literal["auto", "torch", "openvino"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
@@ -76,6 +78,16 @@ class Settings(BaseSettings):
     )
 
     # --- model ---------------------------------------------------------------------------------
+    model: ModelName = Field(
+        "inspyrenet",
+        validation_alias=_env("MODEL"),
+        description="inspyrenet (the production model) or isnet (IS-Net, installable from the npm registry).",
+    )
+    engine: EngineName = Field(
+        "auto",
+        validation_alias=_env("ENGINE"),
+        description="auto (OpenVINO on the CPU when its prepared artifact is valid, else torch), torch, openvino.",
+    )
     mode: Mode = Field("base", validation_alias=_env("MODE", "INSPIRENET_MODE"))
     resize: Resize = Field("static", validation_alias=_env("RESIZE", "INSPIRENET_RESIZE"))
     target_size: int | None = Field(
@@ -357,7 +369,7 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("mode", "resize", "device", "precision", "foreground", mode="before")
+    @field_validator("mode", "resize", "device", "precision", "foreground", "model", "engine", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
@@ -389,6 +401,8 @@ class Settings(BaseSettings):
     def _check_precision(self) -> Settings:
         if self.precision == "fp16" and self.device in ("cpu", "mps"):
             raise ValueError("PETCUT_PRECISION=fp16 needs PETCUT_DEVICE=cuda (or auto on a CUDA machine)")
+        if self.engine == "openvino" and self.device in ("cuda", "mps"):
+            raise ValueError(f"PETCUT_ENGINE=openvino runs on the CPU, not PETCUT_DEVICE={self.device}")
         return self
 
 
