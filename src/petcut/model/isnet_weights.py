@@ -1,0 +1,271 @@
+"""IS-Net weights: the npm package that ships them, its download, its checks and the assembled ONNX file.
+
+``@imgly/background-removal-data@1.4.5`` on the npm registry carries IS-Net (DIS) background-removal
+models as ONNX files split into chunks: ``dist/resources.json`` maps ``/models/medium`` and
+``/models/small`` to ordered lists of chunks, each named by its sha256. :func:`download` fetches the
+package metadata and the tarball over HTTPS (no Node.js), checks the tarball against the metadata's
+``dist.integrity`` (sha512, the same value npm checks) and against the value pinned here (so a mirror
+cannot serve another package under the same version), checks every chunk's sha256 and offsets,
+assembles the variant's ONNX file, checks its sha256 (pinned) and moves it into the weights directory
+atomically, next to the package's licence. Nothing here downloads unless :func:`download` is called.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import tarfile
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from petcut.config import Settings
+from petcut.model.base import ChecksumMismatchError, DownloadError, WeightsMissingError
+
+PACKAGE = "@imgly/background-removal-data"
+VERSION = "1.4.5"
+#: the tarball's ``dist.integrity`` as the npm registry published it for this version
+INTEGRITY = "sha512-iRXZpPd7YirbJ4eOZ3SlvbdJkAc/LxVjzWLMHOezmRrVThPJPdPc+Y2kHEAVFEVvpDIuvBDyOfTTFBSJT2QR5w=="
+LICENCE = "AGPL-3.0 (the model files of @imgly/background-removal-data); the IS-Net network design is MIT"
+LICENCE_FILE = "isnet-LICENSE.md"
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One model the package ships."""
+
+    name: str
+    resource: str  # the key in dist/resources.json
+    size: int  # bytes of the assembled ONNX file
+    sha256: str  # of the assembled ONNX file
+    summary: str
+
+    @property
+    def filename(self) -> str:
+        return f"isnet-{self.name}.onnx"
+
+
+VARIANTS: dict[str, Variant] = {
+    "medium": Variant(
+        "medium", "/models/medium", 88_188_479,
+        "b6e8497ba978a6f5fbb647e419d2696cd80df5a23cb6a8ea532021911bd76acb", "88 MB, fp16 weights",
+    ),
+    "small": Variant(
+        "small", "/models/small", 44_342_436,
+        "7001d60734fdc112dd9c062635fb59cd401fb82a9d4213134bce4dbd655c803a", "44 MB, uint8-quantised weights",
+    ),
+}  # fmt: skip
+
+
+def variant_info(name: str) -> Variant:
+    try:
+        return VARIANTS[name]
+    except KeyError:
+        raise ValueError(f"unknown IS-Net variant {name!r}; known: {', '.join(VARIANTS)}") from None
+
+
+def default_path(settings: Settings) -> Path:
+    """Where the configured variant's ONNX file lives in the weights directory."""
+    return settings.weights_dir / variant_info(settings.isnet_variant).filename
+
+
+def how_to_provide(settings: Settings) -> str:
+    return (
+        f"run `petcut weights download --model isnet --variant {settings.isnet_variant}` (needs the npm registry, "
+        f"{settings.npm_registry}) or copy the assembled file to {default_path(settings)}"
+    )
+
+
+def locate(settings: Settings) -> Path:
+    """The configured variant's ONNX file in the weights directory. Never downloads."""
+    path = default_path(settings)
+    if not path.is_file():
+        raise WeightsMissingError(
+            f"no IS-Net {settings.isnet_variant} weights at {path}: {how_to_provide(settings)}"
+        )
+    return path
+
+
+# --- checks -------------------------------------------------------------------------------------------
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _stamp_path(path: Path) -> Path:
+    return path.with_name(path.name + ".verified")
+
+
+def _stamp_value(path: Path, sha256: str) -> str:
+    stat = path.stat()
+    return f"{sha256} {stat.st_size} {stat.st_mtime_ns}\n"
+
+
+def verify(path: Path, variant: str, *, use_stamp: bool = True) -> None:
+    """Check ``path`` against the variant's pinned sha256 (a stamp beside it skips the hashing next time).
+    Raises ChecksumMismatchError on a mismatch."""
+    info = variant_info(variant)
+    stamp = _stamp_path(path)
+    if use_stamp and stamp.is_file() and stamp.read_text() == _stamp_value(path, info.sha256):
+        return
+    actual = file_sha256(path)
+    if actual != info.sha256:
+        raise ChecksumMismatchError(
+            f"{path} has sha256 {actual}, expected {info.sha256} for IS-Net {variant}: the file is corrupt or "
+            "another variant; delete it and download again"
+        )
+    with contextlib.suppress(OSError):  # a read-only weights directory: verify again next time
+        stamp.write_text(_stamp_value(path, info.sha256))
+
+
+def integrity_matches(integrity: str, sha512_digest: bytes) -> bool:
+    """Whether an npm ``dist.integrity`` string (``sha512-<base64>``, maybe several) names this digest."""
+    expected = "sha512-" + base64.b64encode(sha512_digest).decode()
+    return expected in integrity.split()
+
+
+# --- download -----------------------------------------------------------------------------------------
+def metadata_url(registry: str) -> str:
+    return f"{registry.rstrip('/')}/{quote(PACKAGE, safe='@')}/{VERSION}"
+
+
+def _fetch_metadata(client: Any, registry: str) -> tuple[str, str]:
+    """(tarball URL, integrity) from the registry's metadata of the pinned version."""
+    url = metadata_url(registry)
+    response = client.get(url, headers={"Accept": "application/json"})
+    response.raise_for_status()
+    try:
+        dist = response.json()["dist"]
+        tarball, integrity = str(dist["tarball"]), str(dist["integrity"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DownloadError(f"{url} is not npm package metadata (no dist.tarball / dist.integrity)") from exc
+    if INTEGRITY not in integrity.split():
+        raise ChecksumMismatchError(
+            f"the registry at {registry} publishes {PACKAGE}@{VERSION} with integrity {integrity[:40]}…, "
+            f"not the one petcut pins ({INTEGRITY[:40]}…): refusing another package under the same version"
+        )
+    if not tarball.startswith("https://") and not registry.startswith("http://"):
+        raise DownloadError(f"the registry names a tarball that is not HTTPS: {tarball}")
+    return tarball, integrity
+
+
+def _download_tarball(
+    client: Any, url: str, integrity: str, out: Any, progress: Callable[[int, int | None], None] | None
+) -> None:
+    digest = hashlib.sha512()
+    with client.stream("GET", url) as response:
+        response.raise_for_status()
+        total = int(response.headers.get("content-length", 0)) or None
+        done = 0
+        for chunk in response.iter_bytes(_CHUNK):
+            out.write(chunk)
+            digest.update(chunk)
+            done += len(chunk)
+            if progress:
+                progress(done, total)
+    out.flush()
+    if not integrity_matches(integrity, digest.digest()):
+        raise ChecksumMismatchError(f"the tarball from {url} does not match its integrity {integrity[:40]}…")
+
+
+def _member(archive: tarfile.TarFile, name: str) -> bytes:
+    try:
+        handle = archive.extractfile(f"package/{name}")
+    except KeyError:
+        handle = None
+    if handle is None:
+        raise ChecksumMismatchError(f"{PACKAGE}@{VERSION} has no file {name}")
+    with handle:
+        return handle.read()
+
+
+def assemble(tarball: Path, variant: str, dest: Any) -> str:
+    """Write the variant's ONNX file from the verified tarball to the open file ``dest``, checking every
+    chunk's sha256 and offsets and the whole file's pinned sha256. Returns the licence text."""
+    info = variant_info(variant)
+    with tarfile.open(tarball, "r:gz") as archive:
+        try:
+            resources = json.loads(_member(archive, "dist/resources.json"))
+            chunks = resources[info.resource]["chunks"]
+            size = int(resources[info.resource]["size"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ChecksumMismatchError(f"dist/resources.json has no usable entry {info.resource}") from exc
+        whole = hashlib.sha256()
+        offset = 0
+        for chunk in chunks:
+            name = str(chunk["hash"])
+            data = _member(archive, f"dist/{name}")
+            if hashlib.sha256(data).hexdigest() != name:
+                raise ChecksumMismatchError(f"chunk {name} of {info.resource} does not match its sha256")
+            if list(chunk["offsets"]) != [offset, offset + len(data)]:
+                raise ChecksumMismatchError(f"chunk {name} of {info.resource} is not at its recorded offsets")
+            dest.write(data)
+            whole.update(data)
+            offset += len(data)
+        licence = _member(archive, "LICENSE.md").decode("utf-8", "replace")
+    if offset != size or whole.hexdigest() != info.sha256:
+        raise ChecksumMismatchError(
+            f"the assembled IS-Net {variant} ({offset} bytes, sha256 {whole.hexdigest()}) is not the pinned file"
+        )
+    return licence
+
+
+def download(
+    variant: str,
+    dest_dir: Path,
+    *,
+    registry: str,
+    progress: Callable[[int, int | None], None] | None = None,
+    timeout: float = 30.0,
+    transport: Any = None,
+) -> Path:
+    """Fetch the package from ``registry``, verify it, assemble the variant into ``dest_dir`` atomically.
+
+    ``progress(bytes_so_far, total_or_None)`` follows the tarball. Raises DownloadError with a clear
+    message when offline or on an HTTP error, ChecksumMismatchError when any check fails; nothing is left
+    in ``dest_dir`` but a complete, verified file (and its licence). ``transport``: an httpx transport
+    (tests).
+    """
+    import httpx
+
+    info = variant_info(variant)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    final = dest_dir / info.filename
+    with contextlib.ExitStack() as stack:
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".isnet-", dir=dest_dir)))
+        tarball = scratch / "package.tgz"
+        try:
+            client = stack.enter_context(httpx.Client(follow_redirects=True, timeout=timeout, transport=transport))
+            url, integrity = _fetch_metadata(client, registry)
+            with tarball.open("wb") as out:
+                _download_tarball(client, url, integrity, out, progress)
+        except httpx.HTTPStatusError as exc:
+            raise DownloadError(
+                f"download of {exc.request.url} failed: HTTP {exc.response.status_code}"
+            ) from exc
+        except httpx.HTTPError as exc:
+            raise DownloadError(
+                f"cannot reach the npm registry at {registry} ({type(exc).__name__}: {exc}). Offline? Set "
+                f"PETCUT_NPM_REGISTRY to a mirror, or copy a verified {info.filename} to {final}"
+            ) from exc
+        part = scratch / info.filename
+        with part.open("wb") as out:
+            licence = assemble(tarball, variant, out)
+            out.flush()
+            os.fsync(out.fileno())
+        tarball.unlink()
+        (scratch / LICENCE_FILE).write_text(licence)
+        os.replace(scratch / LICENCE_FILE, dest_dir / LICENCE_FILE)
+        os.replace(part, final)
+    _stamp_path(final).write_text(_stamp_value(final, info.sha256))
+    return final
