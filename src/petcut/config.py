@@ -409,6 +409,16 @@ class Settings(BaseSettings):
     def model_choice(self) -> str:
         """Why this model: ``fallback`` (make run could not get InSPyReNet) or ``configured``."""
         return "fallback" if self.model_fallback else "configured"
+
+    @property
+    def model_note(self) -> str | None:
+        """What a person should know about the model choice (the fallback), for the log, ``/`` and ``/ready``."""
+        if not self.model_fallback:
+            return None
+        return (
+            "fallback: no model was configured and the InSPyReNet weights could not be downloaded, so IS-Net "
+            f"{self.isnet_variant} (from the npm registry, AGPL-3.0) serves; set PETCUT_MODEL to choose"
+        )
     # --- end IS-Net model ---
 
     @property

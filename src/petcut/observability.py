@@ -263,7 +263,10 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...], tuple[float, ...] | None]] =
         "counter", "Warmups by result: success, partial (model loaded, warmup inference failed), "
         "error (the model could not be loaded).", ("result",), None),
     "petcut_warmup_last_seconds": ("gauge", "Duration of the last warmup inference run.", (), None),
-    "petcut_build_info": ("gauge", "Always 1; the labels say what runs.", ("version", "mode", "device"), None),
+    "petcut_build_info": (
+        "gauge", "Always 1; the labels say what runs (model: inspyrenet-<mode> or isnet-<variant>; model_choice: "
+        "configured, or fallback when make run serves IS-Net because InSPyReNet could not be downloaded).",
+        ("version", "mode", "device", "model", "model_choice"), None),
 }  # fmt: skip
 
 Key = tuple[str, tuple[tuple[str, str], ...]]
@@ -382,8 +385,12 @@ class Metrics:
         """Export ``cache.stats`` (hits, misses, errors) as ``petcut_cache_requests_total``."""
         self.registry.register(CacheCollector(lambda: [cache]))
 
-    def build_info(self, version: str, mode: str, device: str) -> None:
-        self.set("petcut_build_info", 1, version=version, mode=mode, device=device)
+    def build_info(
+        self, version: str, mode: str, device: str, model: str = "inspyrenet", model_choice: str = "configured"
+    ) -> None:
+        self.set(
+            "petcut_build_info", 1, version=version, mode=mode, device=device, model=model, model_choice=model_choice
+        )
 
 
 class CacheCollector:

@@ -69,7 +69,8 @@ def test_ready_service_exposes_state_load_warmup_process_and_build_series() -> N
             assert m("petcut_warmup_total", result="partial") == 0
             assert m("petcut_warmup_last_seconds") > 0
             assert m("process_resident_memory_bytes") > 10_000_000
-            assert m("petcut_build_info", version="0.1.0", mode="fast", device="auto") == 1
+            assert m("petcut_build_info", version="0.1.0", mode="fast", device="auto", model="inspyrenet-fast",
+                     model_choice="configured") == 1  # fmt: skip
             assert m("petcut_inference_queue_depth") == 0 and m("petcut_inference_in_flight") == 0
             # the warmup ran the user path: every phase of the inference histogram moved
             for phase in ("decode", "queue_wait", "compute", "post", "render"):

@@ -37,6 +37,7 @@ log = logging.getLogger("petcut.api")
 Loader = Callable[[Settings], Segmenter]
 
 LOGGED_SETTINGS = {
+    "model", "isnet_variant", "model_fallback",  # issue 14
     "mode", "resize", "target_size", "device", "precision", "foreground", "max_upload_mb", "max_pixels",
     "host", "port", "log_level", "skip_model_preload", "min_instances", "cors_origins", "max_queue",
     "queue_timeout_s", "inference_timeout_s", "cpu_workers", "load_attempts", "shutdown_timeout_s",

@@ -23,6 +23,7 @@ log = logging.getLogger("petcut.api")
 EXPOSE_HEADERS = (
     "X-Processing-Time",
     "X-Cache-Hits",
+    "X-Model",
     "X-Session-ID",
     "X-Request-ID",
     "Retry-After",

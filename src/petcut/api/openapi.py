@@ -178,6 +178,8 @@ IMAGE_RESPONSE: dict[int | str, dict[str, Any]] = {
         "headers": {
             "X-Processing-Time": {"schema": {"type": "string"}, "description": "seconds"},
             "X-Cache-Hits": {"schema": {"type": "string"}},
+            "X-Model": {"schema": {"type": "string"}, "description": "the model that cut the image out: "
+                        "inspyrenet-<mode> or isnet-<variant>"},
             "X-Request-ID": {"schema": {"type": "string"}},
         },
     }

@@ -24,6 +24,14 @@ router = APIRouter()
 SERVICE_NAME = "petcut"
 
 
+def model_choice(settings: Settings) -> dict[str, str]:
+    """Which model serves and why (issue 14): ``model_id``, ``model_choice`` and, on a fallback, ``model_note``."""
+    info = {"model_id": settings.model_id, "model_choice": settings.model_choice}
+    if settings.model_note:
+        info["model_note"] = settings.model_note
+    return info
+
+
 @router.get("/health", tags=["health"], responses=HEALTH_RESPONSES)
 async def health(request: Request, runtime: ModelRuntime = Depends(get_runtime)) -> JSONResponse:
     status = runtime.status()
@@ -46,6 +54,7 @@ async def health(request: Request, runtime: ModelRuntime = Depends(get_runtime))
 async def ready(request: Request, runtime: ModelRuntime = Depends(get_runtime)) -> JSONResponse:
     status = runtime.status()
     body = {"status": str(status.state), "reason": status.reason, "since": status.since}
+    body.update(model_choice(request.app.state.settings))  # issue 14
     if status.state is State.READY:
         return JSONResponse({"success": True, "ready": True, **body})
     body.update(
@@ -70,6 +79,7 @@ async def root(
         "device": status.device or settings.device,
         "state": str(status.state),
         "model": status.description,
+        **model_choice(settings),  # issue 14
         "queue": {"depth": status.queue_depth, "in_flight": status.in_flight, "max": settings.max_queue},
     }
 

@@ -143,5 +143,5 @@ def install(app: FastAPI, metrics: Metrics) -> None:
     :func:`middleware`, which the app's ``build_middleware_stack`` calls)."""
     settings = app.state.settings
     metrics.watch_cache(app.state.cache)
-    metrics.build_info(__version__, settings.mode, settings.device)
+    metrics.build_info(__version__, settings.mode, settings.device, settings.model_id, settings.model_choice)
     app.include_router(router)

@@ -100,8 +100,8 @@ def session(value: str | None) -> str:
         raise ApiError(400, "invalid_identifier", str(exc), field="session_id") from None
 
 
-def processing_headers(total: float, hits: int, session_id: str | None = None) -> dict[str, str]:
-    headers = {"X-Processing-Time": f"{total:.3f}", "X-Cache-Hits": str(hits)}
+def processing_headers(total: float, hits: int, session_id: str | None = None, *, model: str) -> dict[str, str]:
+    headers = {"X-Processing-Time": f"{total:.3f}", "X-Cache-Hits": str(hits), "X-Model": model}
     if session_id:
         headers["X-Session-ID"] = session_id
     return headers
@@ -153,7 +153,7 @@ async def process_with_effects(
     )
     if not result.images:
         raise ApiError(500, "effects_failed", f"Every effect failed: {', '.join(result.failed)}.")
-    headers = processing_headers(result.timings["total"], result.total_cache_hits, sid)
+    headers = processing_headers(result.timings["total"], result.total_cache_hits, sid, model=settings.model_id)
     if not return_all_effects:
         name = names[0]
         return Response(result.images[name], media_type=media_type(fmt), headers=headers)
@@ -210,7 +210,7 @@ async def remove_background(
         result = await unless_disconnected(request, pipeline.remove_background(data, options, use_cache=use_cache))
     except NoSubjectError as exc:
         raise ApiError(422, "no_subject_found", f"{exc}.") from None
-    headers = processing_headers(result.timings["total"], int(result.cache_hit))
+    headers = processing_headers(result.timings["total"], int(result.cache_hit), model=settings.model_id)
     headers["X-Foreground-Found"] = "true" if result.box else "false"
     if result.box is not None:
         for name, value in zip(("Left", "Top", "Width", "Height"), result.box, strict=True):

@@ -30,10 +30,6 @@ LICENCE = isnet_weights.LICENCE
 INPUT_SIDE = 1024
 MEAN = 128.0
 SCALE = 256.0
-FALLBACK_REASON = (
-    "fallback: no model was configured and the InSPyReNet weights could not be downloaded, so IS-Net "
-    "(from the npm registry) serves; set PETCUT_MODEL to choose"
-)
 
 
 @dataclass(frozen=True)
@@ -41,17 +37,17 @@ class IsNet:
     """One IS-Net variant's pre- and post-processing."""
 
     variant: str = "medium"
-    fallback: bool = False
+    note: str | None = None  # the fallback's explanation, when make run chose IS-Net
 
     name = NAME
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IsNet:
-        return cls(variant=settings.isnet_variant, fallback=settings.model_fallback)
+        return cls(variant=settings.isnet_variant, note=settings.model_note)
 
     def describe(self) -> str:
         text = f"IS-Net {self.variant} {INPUT_SIDE}"
-        return f"{text} ({FALLBACK_REASON})" if self.fallback else text
+        return f"{text} ({self.note})" if self.note else text
 
     def preprocess(self, rgb: np.ndarray) -> np.ndarray:
         """uint8 H×W×3 → float32 [1, 3, 1024, 1024], ``(v − 128) / 256``."""
@@ -86,8 +82,8 @@ def load_isnet(settings: Settings) -> ModelSegmenter:
     model = IsNet.from_settings(settings)
     path = isnet_weights.locate(settings)
     isnet_weights.verify(path, model.variant)
-    if settings.model_fallback:
-        log.warning("serving IS-Net instead of InSPyReNet", extra={"reason": FALLBACK_REASON, "licence": LICENCE})
+    if settings.model_note:
+        log.warning("serving IS-Net instead of InSPyReNet", extra={"reason": settings.model_note, "licence": LICENCE})
     if settings.resize != "static" or settings.target_size is not None:
         log.info("PETCUT_RESIZE and PETCUT_TARGET_SIZE do not apply to IS-Net (its graph is 1024×1024)")
     engine = OpenVinoEngine(

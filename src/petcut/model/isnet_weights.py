@@ -87,9 +87,7 @@ def locate(settings: Settings) -> Path:
     """The configured variant's ONNX file in the weights directory. Never downloads."""
     path = default_path(settings)
     if not path.is_file():
-        raise WeightsMissingError(
-            f"no IS-Net {settings.isnet_variant} weights at {path}: {how_to_provide(settings)}"
-        )
+        raise WeightsMissingError(f"no IS-Net {settings.isnet_variant} weights at {path}: {how_to_provide(settings)}")
     return path
 
 
@@ -250,9 +248,7 @@ def download(
             with tarball.open("wb") as out:
                 _download_tarball(client, url, integrity, out, progress)
         except httpx.HTTPStatusError as exc:
-            raise DownloadError(
-                f"download of {exc.request.url} failed: HTTP {exc.response.status_code}"
-            ) from exc
+            raise DownloadError(f"download of {exc.request.url} failed: HTTP {exc.response.status_code}") from exc
         except httpx.HTTPError as exc:
             raise DownloadError(
                 f"cannot reach the npm registry at {registry} ({type(exc).__name__}: {exc}). Offline? Set "
