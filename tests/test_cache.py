@@ -114,3 +114,13 @@ def test_redis_dying_costs_hits_only_and_hits_resume(redis_server, caplog: pytes
     messages = [record.getMessage() for record in caplog.records]
     assert "redis cache unavailable; serving without it" in messages
     assert "redis cache reachable again" in messages
+
+
+def test_the_model_is_part_of_every_cache_key() -> None:
+    """IS-Net and InSPyReNet (and IS-Net's two variants) never share a cached result (issue 14)."""
+    from petcut.config import Settings
+
+    settings = [Settings(), Settings(model="isnet"), Settings(model="isnet", isnet_variant="small")]
+    for kind, parts in (("cutout", {}), ("remove", {"fmt": "png"}), ("effect", {"effect": "color"})):
+        keys = {cache_key(s, "d" * 40, kind, **parts) for s in settings}
+        assert len(keys) == 3, kind
