@@ -78,7 +78,6 @@ def test_petcut_matches_the_standalone_recipe_at_every_resize_setting(
 ) -> None:
     """petcut (OpenVINO, PIL resize, numpy post-processing) against the published recipe run standalone
     (ONNX Runtime, OpenCV bilinear) on the same ONNX file: mean IoU within 0.005 or better."""
-    pytest.importorskip("onnxruntime", reason="onnxruntime is a dev dependency (pyproject [dev])")
     from petcut.model import isnet_weights
     from petcut.model.isnet import IsNet
     from petcut.quality import standalone_isnet
