@@ -19,6 +19,8 @@ run: venv
 	@if [ -z "$${PETCUT_CHECKPOINT:-}" ] && [ ! -f "$$($(BIN)/petcut weights path)" ]; then \
 	  $(BIN)/petcut weights download || \
 	  echo "petcut: weights could not be downloaded; the service starts anyway and /ready says why" >&2; \
+	elif [ "$${PETCUT_ENGINE:-auto}" != torch ]; then \
+	  $(BIN)/petcut weights prepare || echo "petcut: no OpenVINO artifact; the service runs on torch" >&2; \
 	fi
 	@exec $(BIN)/petcut serve --port $${PORT:-8080}
 

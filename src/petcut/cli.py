@@ -12,7 +12,7 @@ from rich.console import Console
 from petcut.config import Settings, SettingsError, load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Background removal for pet photos.")
-weights_app = typer.Typer(no_args_is_help=True, help="Find, download and verify model weights.")
+weights_app = typer.Typer(no_args_is_help=True, help="Find, download, verify and prepare model weights.")
 app.add_typer(weights_app, name="weights")
 
 err = Console(stderr=True)
@@ -97,6 +97,7 @@ def weights_download(
         try:
             checkpoint.verify(target, settings.mode)
             out.print(f"already present and verified: {target}")
+            prepare_openvino(settings)
             return
         except ModelError:
             err.print(f"{target} is corrupt; downloading again")
@@ -114,6 +115,8 @@ def weights_download(
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from None
     out.print(f"downloaded and verified: {path}")
+    if not prepare_openvino(settings):  # the weights are fine; the torch engine serves without the artifact
+        err.print("the service will run on torch until `petcut weights prepare` succeeds")
 
 
 @weights_app.command("verify")
@@ -132,6 +135,39 @@ def weights_verify(mode: ModeOpt = None, checkpoint_path: CheckpointOpt = None) 
     except ModelError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
+
+
+@weights_app.command("prepare")
+def weights_prepare(
+    mode: ModeOpt = None,
+    checkpoint_path: CheckpointOpt = None,
+    force: Annotated[bool, typer.Option(help="prepare again even if a valid artifact exists")] = False,
+) -> None:
+    """Export the checkpoint once to an OpenVINO IR next to the weights (the fast CPU engine)."""
+    settings = _settings(mode=mode, checkpoint=checkpoint_path)
+    if not prepare_openvino(settings, force=force):
+        raise typer.Exit(1)
+
+
+def prepare_openvino(settings: Settings, *, force: bool = False) -> bool:
+    """Run :func:`petcut.model.prepare.prepare` with a progress display; False (and a message) on failure."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from petcut.model import prepare
+    from petcut.model.base import ModelError
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err) as progress:
+        task = progress.add_task("OpenVINO artifact", total=None)
+        try:
+            artifact = prepare.prepare(
+                settings, force=force, progress=lambda step: progress.update(task, description=f"OpenVINO: {step}")
+            )
+        except (ModelError, OSError, ImportError) as exc:
+            progress.stop()
+            err.print(f"[red]error:[/red] cannot prepare the OpenVINO artifact: {exc}")
+            return False
+    out.print(f"prepared: {artifact.directory}")
+    return True
 
 
 @app.command()

@@ -45,7 +45,7 @@ async def health(request: Request, runtime: ModelRuntime = Depends(get_runtime))
 @router.get("/ready", tags=["health"], responses=READY_RESPONSES)
 async def ready(request: Request, runtime: ModelRuntime = Depends(get_runtime)) -> JSONResponse:
     status = runtime.status()
-    body = {"status": str(status.state), "reason": status.reason, "since": status.since}
+    body = {"status": str(status.state), "reason": status.reason, "since": status.since, "engine": status.engine}
     if status.state is State.READY:
         return JSONResponse({"success": True, "ready": True, **body})
     body.update(
@@ -70,6 +70,7 @@ async def root(
         "device": status.device or settings.device,
         "state": str(status.state),
         "model": status.description,
+        "engine": status.engine,
         "queue": {"depth": status.queue_depth, "in_flight": status.in_flight, "max": settings.max_queue},
     }
 
