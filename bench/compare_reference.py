@@ -103,9 +103,7 @@ def prepare_artifact(ckpt: Path, mode: str, weights_dir: Path) -> float:
     return time.perf_counter() - started
 
 
-def run_reference(
-    ckpt: Path, photo: Path, mode: str, resize: str, runs: int, work: Path, device: str = "cpu"
-) -> dict:
+def run_reference(ckpt: Path, photo: Path, mode: str, resize: str, runs: int, work: Path, device: str = "cpu") -> dict:
     numba_cache = Path(tempfile.mkdtemp(dir=work, prefix="numba-"))
     env = {**os.environ, "NUMBA_CACHE_DIR": str(numba_cache), "TRANSPARENT_BACKGROUND_FILE_PATH": str(work),
            "DEVICE": device, "MODE": mode, "RESIZE": resize, "CKPT": str(ckpt), "PHOTO": str(photo), "RUNS": str(runs),
@@ -259,8 +257,10 @@ def main() -> None:
     if not gpu:  # start → ready when the artifact must first be prepared (then served)
         started = time.perf_counter()
         prepare_artifact(ckpt, mode, fresh)
-        fresh_cold = time.perf_counter() - started + cold_start(
-            ckpt, mode, work, next(ports), **{**common, "PETCUT_WEIGHTS_DIR": str(fresh)}
+        fresh_cold = (
+            time.perf_counter()
+            - started
+            + cold_start(ckpt, mode, work, next(ports), **{**common, "PETCUT_WEIGHTS_DIR": str(fresh)})
         )
     dyn = None
     if not args.skip_dynamic:

@@ -133,7 +133,7 @@ def test_missing_artifact_falls_back_to_torch_and_says_why(random_checkpoint: Pa
 
 
 def test_explicit_openvino_without_artifact_is_an_error(random_checkpoint: Path, tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match="PETCUT_ENGINE=openvino.*petcut weights prepare"):
+    with pytest.raises(ModelError, match=r"PETCUT_ENGINE=openvino.*petcut weights prepare"):
         load_segmenter(settings_for(random_checkpoint, tmp_path, engine="openvino"))
 
 
