@@ -49,7 +49,7 @@ def test_numpy_bilinear_equals_torch_interpolate(src, dst, align_corners: bool) 
     expected = F.interpolate(torch.from_numpy(values)[None, None], dst, mode="bilinear", align_corners=align_corners)
     actual = resize_bilinear(values, dst, align_corners=align_corners)
     assert actual.shape == dst and actual.dtype == np.float32
-    np.testing.assert_allclose(actual, expected[0, 0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(actual, expected[0, 0].numpy(), atol=1e-4)  # float32 rounding, 0.03/255
 
 
 # --- the export -------------------------------------------------------------------------------------
