@@ -33,6 +33,8 @@ run: venv
 	      echo "petcut: weights could not be downloaded; the service starts anyway and /ready says why" >&2; \
 	    fi; \
 	  fi; \
+	elif [ "$${PETCUT_MODEL:-inspyrenet}" != isnet ] && [ "$${PETCUT_ENGINE:-auto}" != torch ]; then \
+	  $(BIN)/petcut weights prepare || echo "petcut: no OpenVINO artifact; the service runs on torch" >&2; \
 	fi; \
 	exec $(BIN)/petcut serve --port $${PORT:-8080}
 

@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--onnx", action="store_true")
     args = parser.parse_args()
 
-    from petcut.model.segmenter import _import_network, fold_batch_norms
+    from petcut.model.inspyrenet_torch import _import_network, fold_batch_norms
 
     if args.checkpoint:
         ckpt = Path(args.checkpoint)

@@ -48,17 +48,36 @@ def random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def fast_segmenter(random_checkpoint: Path):
-    """The real loader on the random checkpoint: fast mode, static resize, CPU."""
+    """The real loader on the random checkpoint: fast mode, static resize, CPU, torch engine."""
     from petcut.model.segmenter import load_segmenter
 
-    return load_segmenter(Settings(mode="fast", resize="static", device="cpu", checkpoint=random_checkpoint))
+    return load_segmenter(
+        Settings(mode="fast", resize="static", device="cpu", engine="torch", checkpoint=random_checkpoint)
+    )
 
 
 @pytest.fixture(scope="session")
 def dynamic_segmenter(random_checkpoint: Path):
     from petcut.model.segmenter import load_segmenter
 
-    return load_segmenter(Settings(mode="fast", resize="dynamic", device="cpu", checkpoint=random_checkpoint))
+    return load_segmenter(
+        Settings(mode="fast", resize="dynamic", device="cpu", engine="torch", checkpoint=random_checkpoint)
+    )
+
+
+@pytest.fixture(scope="session")
+def prepared_weights(random_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A weights directory holding the OpenVINO artifact of the random checkpoint (exported once, ~2 min).
+
+    ``TEST_WEIGHTS_CACHE`` (a developer's option; CI leaves it unset and exports every run) keeps the
+    directory between sessions: prepare finds the valid artifact there and exports nothing.
+    """
+    from petcut.model import prepare
+
+    cached = os.environ.get("TEST_WEIGHTS_CACHE")
+    weights_dir = Path(cached) if cached else tmp_path_factory.mktemp("prepared-weights")
+    prepare.prepare(Settings(mode="fast", device="cpu", checkpoint=random_checkpoint, weights_dir=weights_dir))
+    return weights_dir
 
 
 def load_rgb(path: Path, max_side: int | None = None) -> np.ndarray:

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Background removal for pet photos.")
-weights_app = typer.Typer(no_args_is_help=True, help="Find, download and verify model weights.")
+weights_app = typer.Typer(no_args_is_help=True, help="Find, download, verify and prepare model weights.")
 app.add_typer(weights_app, name="weights")
 
 err = Console(stderr=True)
@@ -122,6 +122,7 @@ def weights_download(
         try:
             checkpoint.verify(target, settings.mode)
             out.print(f"already present and verified: {target}")
+            prepare_openvino(settings)
             return
         except ModelError:
             err.print(f"{target} is corrupt; downloading again")
@@ -138,6 +139,8 @@ def weights_download(
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from None
     out.print(f"downloaded and verified: {path}")
+    if not prepare_openvino(settings):  # the weights are fine; the torch engine serves without the artifact
+        err.print("the service will run on torch until `petcut weights prepare` succeeds")
 
 
 def _download_isnet(settings: Settings, *, force: bool) -> None:
@@ -203,6 +206,42 @@ def weights_verify(
     except ModelError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
+
+
+@weights_app.command("prepare")
+def weights_prepare(
+    mode: ModeOpt = None,
+    checkpoint_path: CheckpointOpt = None,
+    force: Annotated[bool, typer.Option(help="prepare again even if a valid artifact exists")] = False,
+) -> None:
+    """Export the checkpoint once to an OpenVINO IR next to the weights (the fast CPU engine)."""
+    settings = _settings(mode=mode, checkpoint=checkpoint_path)
+    if settings.model == "isnet":  # issue 14
+        out.print("IS-Net: OpenVINO compiles its ONNX file directly; nothing to prepare")
+        return
+    if not prepare_openvino(settings, force=force):
+        raise typer.Exit(1)
+
+
+def prepare_openvino(settings: Settings, *, force: bool = False) -> bool:
+    """Run :func:`petcut.model.prepare.prepare` with a progress display; False (and a message) on failure."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from petcut.model import prepare
+    from petcut.model.base import ModelError
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err) as progress:
+        task = progress.add_task("OpenVINO artifact", total=None)
+        try:
+            artifact = prepare.prepare(
+                settings, force=force, progress=lambda step: progress.update(task, description=f"OpenVINO: {step}")
+            )
+        except (ModelError, OSError, ImportError) as exc:
+            progress.stop()
+            err.print(f"[red]error:[/red] cannot prepare the OpenVINO artifact: {exc}")
+            return False
+    out.print(f"prepared: {artifact.directory}")
+    return True
 
 
 @app.command()

@@ -263,6 +263,9 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...], tuple[float, ...] | None]] =
         "counter", "Warmups by result: success, partial (model loaded, warmup inference failed), "
         "error (the model could not be loaded).", ("result",), None),
     "petcut_warmup_last_seconds": ("gauge", "Duration of the last warmup inference run.", (), None),
+    "petcut_model_info": (
+        "gauge", "1 once a model is loaded; the labels say which model runs on which engine, device and precision.",
+        ("model", "engine", "device", "precision"), None),
     "petcut_build_info": (
         "gauge", "Always 1; the labels say what runs (model: inspyrenet-<mode> or isnet-<variant>; model_choice: "
         "configured, or fallback when make run serves IS-Net because InSPyReNet could not be downloaded).",

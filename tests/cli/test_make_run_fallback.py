@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FAKE_PETCUT = """#!/bin/sh
 echo "$*" >> "$CALLS"
 case "$*" in
-  "weights path"*) echo "$MISSING_WEIGHTS" ;;
+  "weights path"*) echo "$WEIGHTS_PATH" ;;
   "weights download --model isnet") exit "$ISNET_RC" ;;
   "weights download"*) exit "$INSPYRENET_RC" ;;
   serve*) echo "serve model=${PETCUT_MODEL:-unset} fallback=${PETCUT_MODEL_FALLBACK:-unset}" ;;
@@ -27,11 +27,13 @@ esac
 """
 
 
-def make_run(tmp_path: Path, *, inspyrenet_rc: int, isnet_rc: int, **env: str) -> tuple[str, str, list[str]]:
+def make_run(
+    tmp_path: Path, *, inspyrenet_rc: int = 1, isnet_rc: int = 1, present: bool = False, **env: str
+) -> tuple[str, str, list[str]]:
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
+    bin_dir.mkdir(parents=True)
     petcut = bin_dir / "petcut"
     petcut.write_text(FAKE_PETCUT)
     petcut.chmod(0o755)
@@ -39,10 +41,13 @@ def make_run(tmp_path: Path, *, inspyrenet_rc: int, isnet_rc: int, **env: str) -
     stamp.touch()  # newer than pyproject.toml: the venv target has nothing to do
     os.utime(stamp, (os.path.getmtime(ROOT / "pyproject.toml") + 10,) * 2)
     calls = tmp_path / "calls"
+    weights = tmp_path / "weights.file"
+    if present:
+        weights.touch()
     run_env = {
         "PATH": os.environ["PATH"],
         "CALLS": str(calls),
-        "MISSING_WEIGHTS": str(tmp_path / "absent.pth"),
+        "WEIGHTS_PATH": str(weights),
         "INSPYRENET_RC": str(inspyrenet_rc),
         "ISNET_RC": str(isnet_rc),
         **env,
@@ -52,6 +57,14 @@ def make_run(tmp_path: Path, *, inspyrenet_rc: int, isnet_rc: int, **env: str) -
         capture_output=True, text=True, env=run_env, timeout=60, check=True,
     )  # fmt: skip
     return result.stdout, result.stderr, calls.read_text().splitlines()
+
+
+def test_weights_present_inspyrenet_is_prepared_isnet_is_not(tmp_path: Path) -> None:
+    stdout, _, calls = make_run(tmp_path / "a", present=True)
+    assert calls == ["weights path", "weights prepare", "serve --port 8080"]
+    stdout, _, calls = make_run(tmp_path / "b", present=True, PETCUT_MODEL="isnet")
+    assert calls == ["weights path", "serve --port 8080"]  # OpenVINO compiles the ONNX file itself
+    assert "serve model=isnet fallback=unset" in stdout
 
 
 def test_inspyrenet_downloadable_serves_inspyrenet(tmp_path: Path) -> None:

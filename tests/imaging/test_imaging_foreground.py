@@ -113,3 +113,24 @@ def test_unknown_method() -> None:
 def test_bad_inputs(rgb: np.ndarray, alpha: np.ndarray) -> None:
     with pytest.raises(ValueError):
         estimate_foreground(rgb, alpha)
+
+
+@pytest.mark.parametrize(("centre", "radii"), [((60, 70), (20, 30)), ((150, 200), (140, 190)), ((290, 10), (15, 15))])
+def test_blur_fusion_on_the_soft_region_equals_the_whole_image(centre, radii) -> None:
+    """Only the soft pixels' bounding box (plus the blurs' reach) is computed; visible pixels are unchanged."""
+    from petcut.imaging.foreground import _blur_fusion_region
+
+    rng = np.random.default_rng(2)
+    rgb = rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    yy, xx = np.mgrid[0:300, 0:400]
+    ellipse = ((yy - centre[0]) / radii[0]) ** 2 + ((xx - centre[1]) / radii[1]) ** 2
+    alpha = np.clip((1.1 - ellipse) * 6, 0, 1).astype(np.float32)
+    visible = alpha > 0
+    assert ((alpha > 0) & (alpha < 1)).sum() > 50
+    np.testing.assert_array_equal(estimate_foreground(rgb, alpha)[visible], _blur_fusion_region(rgb, alpha)[visible])
+
+
+def test_blur_fusion_without_soft_pixels_keeps_the_input() -> None:
+    rgb, alpha = red_disk_on_blue(50)
+    hard = (alpha >= 0.5).astype(np.float32)
+    np.testing.assert_array_equal(estimate_foreground(rgb, hard), rgb)

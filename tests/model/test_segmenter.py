@@ -11,7 +11,9 @@ from PIL import Image
 
 from petcut.config import Settings
 from petcut.model.base import CheckpointInvalidError, DeviceUnavailableError, WeightsMissingError
-from petcut.model.segmenter import input_size, load_segmenter, resolve_device, resolve_precision
+from petcut.model.engine_torch import resolve_device, resolve_precision
+from petcut.model.inspyrenet import input_size
+from petcut.model.segmenter import load_segmenter
 from tests.conftest import load_rgb, pets_dir
 
 
@@ -86,14 +88,34 @@ def reference_map(checkpoint: Path, resize: str, image: Image.Image, home: Path)
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("engine", ["torch", "openvino"])
 @pytest.mark.parametrize(("resize", "photo", "max_side"), [("static", "Tex.jpeg", None), ("dynamic", "Rosie.jpg", 480)])
 def test_alpha_parity_with_reference(
-    random_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, resize: str, photo: str, max_side
+    random_checkpoint: Path,
+    prepared_weights: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    engine: str,
+    resize: str,
+    photo: str,
+    max_side,
 ) -> None:
+    """fp32 against ``Remover.process(type="map")`` on the same checkpoint, on each engine."""
     monkeypatch.setenv("TRANSPARENT_BACKGROUND_FILE_PATH", str(tmp_path))
     rgb = load_rgb(pets_dir() / photo, max_side)
     expected = reference_map(random_checkpoint, resize, Image.fromarray(rgb), tmp_path).astype(np.float32) / 255
-    segmenter = load_segmenter(Settings(mode="fast", resize=resize, device="cpu", checkpoint=random_checkpoint))
+    segmenter = load_segmenter(
+        Settings(
+            mode="fast",
+            resize=resize,
+            device="cpu",
+            engine=engine,
+            precision="fp32",
+            checkpoint=random_checkpoint,
+            weights_dir=prepared_weights,
+        )
+    )
+    assert segmenter.engine.name == engine
     alpha = segmenter.predict_alpha(rgb)
     assert alpha.shape == expected.shape
     diff = np.abs(alpha - expected)
@@ -104,7 +126,9 @@ def test_alpha_parity_with_reference(
 
 @pytest.mark.slow
 def test_bf16_on_cpu_runs_and_stays_close(random_checkpoint: Path, fast_segmenter) -> None:
-    bf16 = load_segmenter(Settings(mode="fast", device="cpu", precision="bf16", checkpoint=random_checkpoint))
+    bf16 = load_segmenter(
+        Settings(mode="fast", device="cpu", engine="torch", precision="bf16", checkpoint=random_checkpoint)
+    )
     rgb = load_rgb(pets_dir() / "Squid.jpg", 320)
     a32, a16 = fast_segmenter.predict_alpha(rgb), bf16.predict_alpha(rgb)
     assert a16.shape == a32.shape and a16.dtype == np.float32
@@ -152,7 +176,7 @@ def test_service_import_does_not_import_transparent_background_package() -> None
 
     code = (
         "import sys\n"
-        "from petcut.model.segmenter import _import_network\n"
+        "from petcut.model.inspyrenet_torch import _import_network\n"
         "_import_network()\n"
         "assert 'transparent_background.Remover' not in sys.modules\n"
         "assert 'albumentations' not in sys.modules\n"
@@ -170,7 +194,7 @@ def test_service_import_does_not_import_transparent_background_package() -> None
 def test_batch_norms_are_folded_without_changing_the_output(random_checkpoint: Path, fast_segmenter) -> None:
     import sys
 
-    from petcut.model.segmenter import _import_network
+    from petcut.model.inspyrenet_torch import _import_network
 
     wrapper = sys.modules["transparent_background.modules.layers"].Conv2d
     assert not [m for m in fast_segmenter.network.modules() if isinstance(m, wrapper) and m.bn is not None]

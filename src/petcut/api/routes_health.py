@@ -53,7 +53,7 @@ async def health(request: Request, runtime: ModelRuntime = Depends(get_runtime))
 @router.get("/ready", tags=["health"], responses=READY_RESPONSES)
 async def ready(request: Request, runtime: ModelRuntime = Depends(get_runtime)) -> JSONResponse:
     status = runtime.status()
-    body = {"status": str(status.state), "reason": status.reason, "since": status.since}
+    body = {"status": str(status.state), "reason": status.reason, "since": status.since, "engine": status.engine}
     body.update(model_choice(request.app.state.settings))  # issue 14
     if status.state is State.READY:
         return JSONResponse({"success": True, "ready": True, **body})
@@ -79,6 +79,7 @@ async def root(
         "device": status.device or settings.device,
         "state": str(status.state),
         "model": status.description,
+        "engine": status.engine,
         **model_choice(settings),  # issue 14
         "queue": {"depth": status.queue_depth, "in_flight": status.in_flight, "max": settings.max_queue},
     }

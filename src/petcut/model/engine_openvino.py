@@ -38,11 +38,11 @@ def cpu_capability() -> CpuCapability:
 
     core = ov.Core()
     capabilities = set(core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-    default = str(core.get_property("CPU", "INFERENCE_PRECISION_HINT"))
+    default = core.get_property("CPU", "INFERENCE_PRECISION_HINT")
     return CpuCapability(
         name=str(core.get_property("CPU", "FULL_DEVICE_NAME")),
         bf16="BF16" in capabilities,
-        default_precision="bf16" if "bf16" in default else "fp32",
+        default_precision="bf16" if default == ov.Type.bf16 else "fp32",
     )
 
 
@@ -72,8 +72,9 @@ class OpenVinoEngine:
     ) -> None:
         import openvino as ov
 
-        self.precision = resolve_precision(precision)
-        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": _HINTS[self.precision], "PERFORMANCE_HINT": "LATENCY"}
+        self.cpu = cpu_capability()
+        requested = self.cpu.default_precision if precision == "auto" else resolve_precision(precision)
+        config: dict[str, Any] = {"INFERENCE_PRECISION_HINT": _HINTS[requested], "PERFORMANCE_HINT": "LATENCY"}
         if threads:
             config["INFERENCE_NUM_THREADS"] = threads
         core = ov.Core()
@@ -87,6 +88,8 @@ class OpenVinoEngine:
             self._compiled = core.compile_model(str(path), "CPU", config)
         except RuntimeError as exc:
             raise CheckpointInvalidError(f"OpenVINO cannot compile {path.name}: {str(exc)[:300]}") from exc
+        compiled_hint = self._compiled.get_property("INFERENCE_PRECISION_HINT")
+        self.precision = "bf16" if compiled_hint == ov.Type.bf16 else "fp32"  # what really runs
         self._request = self._compiled.create_infer_request()
         self._lock = threading.Lock()  # one request object: one inference at a time (the runtime's worker)
         self.input_name = self._compiled.inputs[0].get_any_name()

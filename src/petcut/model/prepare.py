@@ -61,8 +61,10 @@ def prepared_root(settings: Settings) -> Path:
 
 
 def cache_dir(settings: Settings) -> Path:
-    """OpenVINO's compiled-blob cache (``CACHE_DIR``): a restart does not compile again."""
-    return prepared_root(settings) / "ov-cache"
+    """OpenVINO's compiled-blob cache (``CACHE_DIR``): a restart does not compile again. It lives in the
+    data directory, which is writable, not beside the weights, which a container image bakes read-only
+    (and a blob compiled on the build machine's CPU would not fit the serving machine's anyway)."""
+    return settings.data_dir / "openvino-cache"
 
 
 def _sha256(path: Path) -> str:
@@ -181,6 +183,7 @@ def prepare(settings: Settings, *, force: bool = False, progress: Callable[[str]
     key = directory.name
     directory.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=directory.parent))
+    work.chmod(0o755)  # mkdtemp's 0700 would hide the artifact from a service running as another user
     try:
         step("loading the network")
         network = load_network(path, base_size)

@@ -15,7 +15,7 @@ def build_random_checkpoint(path: Path, *, mode: str = "fast", seed: int = 0) ->
     """Save an InSPyReNet Swin-B state dict with seeded random weights to ``path`` (atomically)."""
     import torch
 
-    from petcut.model.segmenter import _import_network
+    from petcut.model.inspyrenet_torch import _import_network
 
     network_class = _import_network()
     generator_state = torch.random.get_rng_state()

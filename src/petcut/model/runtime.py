@@ -91,6 +91,11 @@ def describe_load_error(exc: BaseException) -> str:
     return f"The model could not be loaded ({type(exc).__name__})."
 
 
+def _engine_info(segmenter: object) -> dict[str, str] | None:
+    info = getattr(segmenter, "info", None)
+    return dict(info) if isinstance(info, dict) else None
+
+
 def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
@@ -123,6 +128,8 @@ class RuntimeStatus:
     model_ready: bool
     device: str | None
     description: str | None
+    #: what runs (model, engine, device, precision, engine_reason) once loaded
+    engine: dict[str, str] | None
     load_time_s: float | None
     load_attempts: int
     queue_depth: int
@@ -246,6 +253,7 @@ class ModelRuntime:
                 model_ready=seg is not None and self._state is not State.POISONED,
                 device=self.device,
                 description=getattr(seg, "description", None) if seg is not None else None,
+                engine=_engine_info(seg),
                 load_time_s=self.load_time_s,
                 load_attempts=self.load_attempts,
                 queue_depth=self.worker.depth,
@@ -400,6 +408,10 @@ class ModelRuntime:
                 return False
             elapsed = time.monotonic() - started
             self.metrics.observe("petcut_model_load_seconds", elapsed)
+            info = getattr(segmenter, "info", None)
+            if isinstance(info, dict):
+                labels = {name: str(info.get(name, "")) for name in ("model", "engine", "device", "precision")}
+                self.metrics.set("petcut_model_info", 1, **labels)
             with self._lock:
                 self._segmenter = segmenter
                 self.load_time_s = round(elapsed, 3)
@@ -407,7 +419,10 @@ class ModelRuntime:
                 self._set_state(State.WARMING, "Running the warmup inference.")
             if self._startup:
                 self.timeline.mark(
-                    "weights loaded", seconds=round(elapsed, 3), model=getattr(segmenter, "description", None)
+                    "weights loaded",
+                    seconds=round(elapsed, 3),
+                    model=getattr(segmenter, "description", None),
+                    engine_reason=getattr(segmenter, "engine_reason", None),
                 )
             return True
         return False

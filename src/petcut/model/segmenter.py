@@ -70,13 +70,17 @@ class ModelSegmenter:
     @property
     def info(self) -> dict[str, str]:
         """What runs, for the startup log, ``/``, ``/ready`` and the metrics' labels."""
-        return {
+        info = {
             "model": self.model.name,
             "engine": self.engine.name,
             "device": self.device,
             "precision": self.precision,
             "engine_reason": self.engine_reason,
         }
+        cpu = getattr(self.engine, "cpu", None)
+        if cpu is not None:
+            info["cpu"] = f"{cpu.name}; native bf16: {'yes' if cpu.bf16 else 'no'}"
+        return info
 
     def predict_alpha(self, rgb: np.ndarray) -> np.ndarray:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
