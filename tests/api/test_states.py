@@ -162,6 +162,9 @@ def test_ready() -> None:
                 "device": "cpu",
                 "state": "ready",
                 "model": "fake segmenter",
+                "engine": None,  # a fake segmenter has no engine info
+                "model_id": "inspyrenet-fast",  # issue 14
+                "model_choice": "configured",
                 "queue": None,
             }
 
