@@ -42,7 +42,7 @@ NOT_SERVING_STATES = "not_loaded|loading|warming|failed"
 def _ratio(codes: str, window: str = "5m", by: str = "job", routes: str = PROCESSING, zero: bool = False) -> str:
     """``codes`` answers / all answers on ``routes``. With ``zero``, 0 (not nothing) where there were
     answers but none with those codes (dashboards and recording rules; alerts do not need it)."""
-    requests = f"petcut_http_requests_total{{{SELECTOR}, {routes}" if routes else f"petcut_http_requests_total{{{SELECTOR}"
+    requests = f"petcut_http_requests_total{{{SELECTOR}" + (f", {routes}" if routes else "")
     part = f"sum by ({by}) (rate({requests}, {codes}}}[{window}]))"
     total = f"sum by ({by}) (rate({requests}}}[{window}]))"
     if zero:
@@ -119,23 +119,22 @@ ALERTS: tuple[Alert, ...] = (
         description=(
             "The instance answers /health but every processing request gets 503: the model is not loaded "
             "(state not_loaded, loading, warming or failed). Check first: GET /ready on the instance "
-            "(its reason says why) and the CRITICAL 'model state ... → failed' log line; a corrupt or missing checkpoint "
-            "does not heal by retrying, a device that failed to initialise may."
+            "(its reason says why) and the CRITICAL 'model state ... → failed' log line; a corrupt or "
+            "missing checkpoint does not heal by retrying, a device that failed to initialise may."
         ),
         anchor="petcutmodelnotready",
     ),
     Alert(
         name="PetcutWarmupFailed",
         severity="critical",
-        expr=(
-            f'sum by (job, instance) (increase(petcut_warmup_responses_total{{{SELECTOR}, code="500"}}[15m])) > 0'
-        ),
+        expr=(f'sum by (job, instance) (increase(petcut_warmup_responses_total{{{SELECTOR}, code="500"}}[15m])) > 0'),
         for_="0m",
         summary="/warmup answered 500 on {{ $labels.instance }}: the model could not be loaded",
         description=(
             "A /warmup (deploy smoke test, Cloud Scheduler, an operator) got 500 model_load_failed: the "
             "instance has no model and serves nothing. Check first: the /warmup body's message and the "
-            "CRITICAL 'model load failed' log line (CheckpointInvalidError means a bad image or weights volume: roll back)."
+            "CRITICAL 'model load failed' log line (CheckpointInvalidError means a bad image or weights "
+            "volume: roll back)."
         ),
         anchor="petcutwarmupfailed",
     ),
@@ -153,8 +152,8 @@ ALERTS: tuple[Alert, ...] = (
             "The model is loaded and requests are still served, but the warmup run (the bundled photo and a "
             "16x16 image through the user path) failed, so the instance is degraded and /ready answers 503. "
             "This does not page: users are affected only if the processing 5xx alert fires too. Check first: "
-            "the /warmup body (details and message) and the 'warmup inference failed' ERROR log line (its step); a resize setting that "
-            "breaks small images is the usual cause. A passing /warmup clears it."
+            "the /warmup body (details and message) and the 'warmup inference failed' ERROR log line (its "
+            "step); a resize setting that breaks small images is the usual cause. A passing /warmup clears it."
         ),
         anchor="petcutwarmuppartial",
     ),
@@ -169,9 +168,9 @@ ALERTS: tuple[Alert, ...] = (
         summary="petcut on {{ $labels.instance }} has been degraded for 10 minutes (repeated out-of-memory)",
         description=(
             "The runtime keeps entering an out-of-memory cool-down: requests get 503 out_of_memory in bursts. "
-            "Check first: petcut_inference_failures_total{reason=\"oom\"} and petcut_gpu_memory_bytes on the "
-            "dashboard, the 'inference ran out of memory' log lines, then the image sizes being sent (PETCUT_MAX_PIXELS) and another process "
-            "sharing the GPU."
+            'Check first: petcut_inference_failures_total{reason="oom"} and petcut_gpu_memory_bytes on the '
+            "dashboard, the 'inference ran out of memory' log lines, then the image sizes being sent "
+            "(PETCUT_MAX_PIXELS) and another process sharing the GPU."
         ),
         anchor="petcutmodeldegraded",
     ),
@@ -212,7 +211,7 @@ ALERTS: tuple[Alert, ...] = (
         description=(
             "Requests are refused: 503 (queue full, queue-wait deadline, model unavailable) or 429 (a client "
             "past its rate limit). Check first: the dashboard's queue depth against capacity and "
-            "petcut_inference_failures_total{reason=~\"rejected|queue_timeout\"}: a full queue needs more "
+            'petcut_inference_failures_total{reason=~"rejected|queue_timeout"}: a full queue needs more '
             "instances (max instances, HPA), a single busy client shows as 429 on one route."
         ),
         anchor="petcutshedding",
