@@ -31,7 +31,7 @@ RUNBOOK = "docs/runbook.md"
 NOT_READY_FOR = "10m"  # a base-mode cold start on an L4 is ~1 min; 10 min is never a normal start
 ERROR_RATIO = 0.05  # 5xx (503 excluded: that is shedding) / all answers on the processing routes
 SHED_RATIO = 0.05  # 503 + 429 / all answers on the processing routes
-INFERENCE_P95_S = 5.0  # compute phase (the model alone); an L4 runs base mode in well under 1 s
+INFERENCE_P95_S = 5.0  # compute phase (the model alone); meant for a GPU (no GPU figure is measured yet: adjust)
 TARGET_DOWN_FOR = "3m"
 
 # the states in which an instance cannot serve and is not already covered by its own alert
