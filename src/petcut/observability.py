@@ -414,10 +414,13 @@ class Metrics:
         self.inc("petcut_warmup_responses_total", status=label, code=str(code))
 
     def last_warmup(self, passed: bool | None) -> None:
-        """Whether the runtime's last warmup run passed (``None``: no run yet, the series stays absent)."""
-        if passed is not None:
-            with self._lock:
-                self.gauges[self._key("petcut_warmup_last_passed", {})] = 1.0 if passed else 0.0
+        """Whether the runtime's last warmup run passed (``None``: no run, the series is absent)."""
+        key = self._key("petcut_warmup_last_passed", {})
+        with self._lock:
+            if passed is None:
+                self.gauges.pop(key, None)
+            else:
+                self.gauges[key] = 1.0 if passed else 0.0
 
     def queue_capacity(self, max_queue: int) -> None:
         self.set("petcut_inference_queue_capacity", float(max_queue))
