@@ -317,7 +317,8 @@ class Pipeline:
         digest = content_digest(data)
         keys = {
             name: cache_key(
-                self.settings, digest, "effect", effect=name, params=params[name], fmt=fmt, max_side=max_side,
+                self.settings, digest, "effect", effect=effects.canonical(name), params=params[name], fmt=fmt,
+                max_side=max_side,
                 bg=bg_color if fmt == "jpeg" else None,
             )
             for name in names
@@ -337,11 +338,19 @@ class Pipeline:
             effects_started = time.perf_counter()
             rgba = seg.rgba if not max_side else await self.cpu.run(fit_max_side, seg.rgba, max_side)
             tags = _scaled_tags(seg.tags, seg.rgba, rgba)
+            unique: dict[str, str] = {}  # an alias and its effect asked together, same parameters: render once
+            for name in missing:
+                unique.setdefault(keys[name], name)
             rendered = await asyncio.gather(
-                *(self.cpu.run(self._render_effect, rgba, name, params[name], fmt, bg_color, tags) for name in missing),
+                *(
+                    self.cpu.run(self._render_effect, rgba, name, params[name], fmt, bg_color, tags)
+                    for name in unique.values()
+                ),
                 return_exceptions=True,
             )
-            for name, outcome in zip(missing, rendered, strict=True):
+            outcomes = dict(zip(unique, rendered, strict=True))
+            for name in missing:
+                outcome = outcomes[keys[name]]
                 if isinstance(outcome, BaseException):
                     if not isinstance(outcome, Exception):
                         raise outcome
