@@ -94,6 +94,22 @@ def adobe_rgb_profile() -> bytes:
     )
 
 
+def grey_profile(gamma: float = 2.2) -> bytes:
+    """A greyscale display profile: D50 white, a gamma tone curve."""
+    curve = b"curv\x00\x00\x00\x00" + struct.pack(">IH", 1, round(gamma * 256))
+    return _profile(
+        b"mntr",
+        b"GRAY",
+        b"XYZ ",
+        [
+            (b"desc", _desc(f"Grey gamma {gamma} (petcut tests)")),
+            (b"cprt", _text("No copyright, use freely")),
+            (b"wtpt", _xyz(D50)),
+            (b"kTRC", curve),
+        ],
+    )
+
+
 def cmyk_profile() -> bytes:
     """A CMYK output profile: an A2B0 lut16 (CMYK → XYZ, 3-point grid) from a simple ink model.
 

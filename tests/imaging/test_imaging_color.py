@@ -33,7 +33,8 @@ def in_profile(rgb_srgb: np.ndarray, profile: bytes) -> np.ndarray:
 
 
 def within_one_level(actual: np.ndarray, reference: np.ndarray) -> None:
-    diff = np.abs(actual.astype(np.float64) - reference)
+    """Each 8-bit value within 1 level of the reference rounded to 8 bits."""
+    diff = np.abs(actual.astype(np.float64) - np.rint(reference))
     assert diff.max() <= 1.0, f"max difference {diff.max():.2f} levels"
 
 
@@ -97,11 +98,33 @@ def test_rgb_without_profile_or_with_srgb_profile_is_untouched() -> None:
         assert decoded.output_tags.icc_profile is None
 
 
-def test_grey_with_a_grey_profile_still_decodes_to_rgb() -> None:
+def test_grey_with_an_rgb_profile_ignores_it() -> None:
     grey = np.tile(np.arange(256, dtype=np.uint8), (8, 1))
     # a grey image whose profile is an RGB one does not match: ignored, pixels as Pillow converts them
     decoded = decode(icc.embed(Image.fromarray(grey, "L"), "PNG", icc.adobe_rgb_profile()))
     np.testing.assert_array_equal(decoded.rgb[..., 0], grey)
+
+
+@pytest.mark.parametrize("mode", ["L", "LA"])
+def test_grey_with_a_gamma_22_profile_converts_to_srgb_grey(mode: str) -> None:
+    grey = np.tile(np.arange(256, dtype=np.uint8), (8, 1))
+    image = Image.fromarray(grey, "L")
+    if mode == "LA":
+        image = Image.merge("LA", (image, Image.fromarray(255 - grey, "L")))
+    decoded = decode(icc.embed(image, "PNG", icc.grey_profile(2.2)))  # "Gray Gamma 2.2", as editors embed
+    expected = icc.srgb_encode((grey / 255.0) ** (563 / 256)) * 255.0  # the curve as stored (u8.8) → sRGB
+    for channel in range(3):
+        within_one_level(decoded.rgb[..., channel], expected)
+    if mode == "LA":
+        np.testing.assert_array_equal(decoded.alpha, 255 - grey)
+
+
+def test_palette_image_with_a_profile_is_converted(pets_dir: Path) -> None:
+    p3 = icc.display_p3_profile(pets_dir)
+    palette = Image.fromarray(in_profile(icc.pattern(), p3)).quantize(64)
+    data = icc.embed(palette, "PNG", p3)
+    rgb = np.asarray(palette.convert("RGB"))
+    within_one_level(decode(data).rgb, icc.reference_to_srgb(rgb, p3, icc.srgb_decode))
 
 
 # --- CMYK ---------------------------------------------------------------------------------------------
