@@ -132,7 +132,10 @@ async def list_effects() -> dict[str, Any]:
 )
 async def process_with_effects(
     request: Request,
-    effects_query: Annotated[str | None, Query(alias="effects", description="comma list of effects")] = None,
+    effects_query: Annotated[
+        str | None,
+        Query(alias="effects", description="comma list of effects; old names accepted (optimized_popart, blackwhite)"),
+    ] = None,
     effect: Annotated[str | None, Query(description=f"one effect (default {DEFAULT_EFFECT})")] = None,
     return_all_effects: Annotated[bool, Query(description="JSON with every effect as base64")] = False,
     effect_params: Annotated[str | None, Query(description='JSON {"effect": {"param": value}}')] = None,
