@@ -228,12 +228,15 @@ def remove_files(images: list[Path], output: Path, settings: Settings, *, mask: 
             progress.update(task, description=source.name)
             try:
                 decoded = decode_image(
-                    source.read_bytes(), max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels
+                    source.read_bytes(),
+                    max_bytes=settings.max_upload_bytes,
+                    max_pixels=settings.max_pixels,
+                    color=settings.color,
                 )
                 cutout = segment(segmenter, decoded.rgb, settings.foreground)
                 image = alpha_to_mask(cutout.alpha) if mask else cutout.rgba
                 target = output / _output_name(source, ext, taken)
-                target.write_bytes(encode_image(image, fmt))
+                target.write_bytes(encode_image(image, fmt, tags=decoded.output_tags))
                 progress.console.print(f"{source} → {target}")
             except (ImageError, OSError) as exc:
                 failed.append(source)
