@@ -156,6 +156,9 @@ def prepare_openvino(settings: Settings, *, force: bool = False) -> bool:
     from petcut.model import prepare
     from petcut.model.base import ModelError
 
+    if settings.model != "inspyrenet":
+        out.print(f"{settings.model}: OpenVINO reads its ONNX file directly; nothing to prepare")
+        return True
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err) as progress:
         task = progress.add_task("OpenVINO artifact", total=None)
         try:
