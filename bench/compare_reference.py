@@ -183,7 +183,14 @@ def run_petcut(
         result["cold"] = time.perf_counter() - server.started
         result["first_request"] = first
         remove, no_cache = "/api/v2/remove-background", {"use_cache": "false"}
+        before = phase_totals(server)
         result["runs"] = [server.post(remove, data, no_cache)[1] for _ in range(runs)]
+        after = phase_totals(server)
+        result["phases"] = {
+            phase: (after[phase][0] - before.get(phase, (0.0, 0))[0])
+            / max(1, after[phase][1] - before.get(phase, (0, 0))[1])
+            for phase in after
+        }
         shop, form = "/api/v2/process-with-effects", {"effects": "enhancedblackwhite,color"}
         query = {"return_all_effects": "true", "effects": "enhancedblackwhite,color", "use_cache": "false"}
         result["shop"] = [server.post(shop, data, query, form)[1] for _ in range(runs)]
@@ -197,6 +204,21 @@ def run_petcut(
     finally:
         server.close()
     return result
+
+
+def phase_totals(server: Server) -> dict[str, tuple[float, int]]:
+    """(seconds, count) of each ``petcut_inference_seconds`` phase so far, from /metrics."""
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for line in server.client.get("/metrics").text.splitlines():
+        if line.startswith("petcut_inference_seconds_sum{") or line.startswith("petcut_inference_seconds_count{"):
+            name, _, value = line.rpartition(" ")
+            phase = name.split('phase="', 1)[1].split('"', 1)[0]
+            if "_sum{" in name:
+                sums[phase] = float(value)
+            else:
+                counts[phase] = int(float(value))
+    return {phase: (sums[phase], counts.get(phase, 0)) for phase in sums}
 
 
 def parity(ours: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
@@ -308,6 +330,15 @@ def main() -> None:
         table.add_row(label, f"{r:.3f}" if r is not None else "", f"{p:.3f}", ratio, target)
     console.print(table)
     console.print(f"engine: {engine}")
+    phases = ours.get("phases", {})
+    if phases:
+        shown = ", ".join(f"{phase} {seconds * 1000:.0f} ms" for phase, seconds in sorted(phases.items()))
+        network = phases.get("compute", 0.0)
+        console.print(f"per-request phases (means, remove-background): {shown}")
+        console.print(
+            f"overhead around the model (request − compute, incl. decode, foreground, encode, HTTP): "
+            f"{(med(ours['runs']) - network) * 1000:.0f} ms (target ≤ 100 ms; compute includes pre/post-processing)"
+        )
     mean, worst = parity(ours["alpha"], ref["alpha"])
     within = float((np.abs(ours["alpha"] - ref["alpha"]) <= 4 / 255).mean())
     console.print(f"alpha vs reference, {what}: mean {mean:.3f}/255, max {worst:.1f}/255, {within:.4%} within 4/255")

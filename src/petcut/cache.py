@@ -1,9 +1,10 @@
 """Result cache: an in-memory LRU bounded in bytes (default) and Redis (shared between instances).
 
 Values are opaque bytes (encoded images); keys come from :func:`cache_key`, which folds in everything
-that changes a result: the image content, the model (and its mode or variant), resize, precision, input size, foreground
-method, the effect and its parameters, the output format and petcut's version. A cache failure is
-never a request failure: Redis errors become misses, are logged once per outage and counted.
+that changes a result: the image content, the model (and its mode or variant), resize, precision, input
+size, foreground method, the colour setting, the effect and its parameters, the output format and
+petcut's version. A cache failure is never a request failure: Redis errors become misses, are logged once
+per outage and counted.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def cache_key(settings: Settings, digest: str, kind: str, **parts: object) -> st
         "precision": settings.precision,
         "target": settings.target_size,
         "fg": settings.foreground,
+        "color": settings.color,
         "v": __version__,
     }
     extra = json.dumps({**model, **parts}, sort_keys=True, separators=(",", ":"), default=str)

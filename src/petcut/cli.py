@@ -216,9 +216,6 @@ def weights_prepare(
 ) -> None:
     """Export the checkpoint once to an OpenVINO IR next to the weights (the fast CPU engine)."""
     settings = _settings(mode=mode, checkpoint=checkpoint_path)
-    if settings.model == "isnet":  # issue 14
-        out.print("IS-Net: OpenVINO compiles its ONNX file directly; nothing to prepare")
-        return
     if not prepare_openvino(settings, force=force):
         raise typer.Exit(1)
 
@@ -230,6 +227,9 @@ def prepare_openvino(settings: Settings, *, force: bool = False) -> bool:
     from petcut.model import prepare
     from petcut.model.base import ModelError
 
+    if settings.model != "inspyrenet":
+        out.print(f"{settings.model}: OpenVINO reads its ONNX file directly; nothing to prepare")
+        return True
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err) as progress:
         task = progress.add_task("OpenVINO artifact", total=None)
         try:
@@ -302,12 +302,15 @@ def remove_files(images: list[Path], output: Path, settings: Settings, *, mask: 
             progress.update(task, description=source.name)
             try:
                 decoded = decode_image(
-                    source.read_bytes(), max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels
+                    source.read_bytes(),
+                    max_bytes=settings.max_upload_bytes,
+                    max_pixels=settings.max_pixels,
+                    color=settings.color,
                 )
                 cutout = segment(segmenter, decoded.rgb, settings.foreground)
                 image = alpha_to_mask(cutout.alpha) if mask else cutout.rgba
                 target = output / _output_name(source, ext, taken)
-                target.write_bytes(encode_image(image, fmt))
+                target.write_bytes(encode_image(image, fmt, tags=decoded.output_tags))
                 progress.console.print(f"{source} → {target}")
             except (ImageError, OSError) as exc:
                 failed.append(source)

@@ -360,6 +360,20 @@ class Settings(BaseSettings):
         return value
     # --- end abuse resistance ---
 
+    # --- colour management (issue 13) ---
+    color: Literal["srgb", "preserve"] = Field(
+        "srgb",
+        validation_alias=_env("COLOR"),
+        description="srgb: convert embedded ICC profiles to sRGB, tag outputs sRGB; preserve: keep the source profile",
+    )
+
+    @field_validator("color", mode="before")
+    @classmethod
+    def _lower_color(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    # --- end colour management ---
+
     # --- IS-Net model (issue 14) ---
     isnet_variant: Literal["medium", "small"] = Field(
         "medium",

@@ -272,6 +272,22 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...], tuple[float, ...] | None]] =
         ("version", "mode", "device", "model", "model_choice"), None),
 }  # fmt: skip
 
+# --- alerting series (what deploy/monitoring's alerts and dashboard need beyond the above) ---------------
+#: ``X-Warmup-Status`` values ``/warmup`` answers with; anything else (a 500 with no header) is ``other``
+WARMUP_ANSWERS = ("success", "partial", "error", "loading", "draining", "poisoned")
+#: the (status, code) pairs that exist at zero from the start, so the first 500 or 206 is an increase
+WARMUP_ANSWER_CODES = (("success", "200"), ("partial", "206"), ("error", "500"), ("loading", "503"))
+ALERTING_METRICS: dict[str, tuple[str, str, tuple[str, ...], tuple[float, ...] | None]] = {
+    "petcut_warmup_responses_total": (
+        "counter", "/warmup answers by X-Warmup-Status (success, partial, error, loading, draining, poisoned, "
+        "other) and HTTP status code (200, 206, 500, 503).", ("status", "code"), None),
+    "petcut_inference_queue_capacity": (
+        "gauge", "Jobs that may wait for the worker (PETCUT_MAX_QUEUE); one more is refused with 503.", (), None),
+}  # fmt: skip
+METRICS.update(ALERTING_METRICS)
+LAST_WARMUP_HELP = "1 when the last warmup run (startup or /warmup) passed, 0 when it failed; absent before the first."
+# --- end alerting series ---------------------------------------------------------------------------------
+
 Key = tuple[str, tuple[tuple[str, str], ...]]
 
 
@@ -316,6 +332,7 @@ class Metrics:
             self._series["petcut_warmup_total"].labels(result=result)
         for state in MODEL_STATES:
             self._series["petcut_model_state"].labels(state=state).set(0)
+        self._init_alerting_series()
         if process:
             ProcessCollector(registry=self.registry)
         self.registry.register(GpuMemoryCollector())
@@ -394,6 +411,46 @@ class Metrics:
         self.set(
             "petcut_build_info", 1, version=version, mode=mode, device=device, model=model, model_choice=model_choice
         )
+
+    # --- alerting series -------------------------------------------------------------------------------
+    def _init_alerting_series(self) -> None:
+        for status, code in WARMUP_ANSWER_CODES:
+            self._series["petcut_warmup_responses_total"].labels(status=status, code=code)
+        self.registry.register(LastWarmupCollector(lambda: self.gauge("petcut_warmup_last_passed")))
+
+    def warmup_answer(self, status: str | None, code: int) -> None:
+        """One ``/warmup`` response: its ``X-Warmup-Status`` (``None`` when it had none) and status code."""
+        label = status if status in WARMUP_ANSWERS else "other"
+        self.inc("petcut_warmup_responses_total", status=label, code=str(code))
+
+    def last_warmup(self, passed: bool | None) -> None:
+        """Whether the runtime's last warmup run passed (``None``: no run, the series is absent)."""
+        key = self._key("petcut_warmup_last_passed", {})
+        with self._lock:
+            if passed is None:
+                self.gauges.pop(key, None)
+            else:
+                self.gauges[key] = 1.0 if passed else 0.0
+
+    def queue_capacity(self, max_queue: int) -> None:
+        self.set("petcut_inference_queue_capacity", float(max_queue))
+
+
+class LastWarmupCollector:
+    """``petcut_warmup_last_passed``: exported only once a warmup ran (a gauge would read 0 before)."""
+
+    def __init__(self, value: Callable[[], float | None]) -> None:
+        self._value = value
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        value = self._value()
+        if value is not None:
+            yield GaugeMetricFamily("petcut_warmup_last_passed", LAST_WARMUP_HELP, value=value)
 
 
 class CacheCollector:

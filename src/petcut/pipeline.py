@@ -35,6 +35,7 @@ from petcut.imaging import (
     subject_bbox,
     to_rgba,
 )
+from petcut.imaging.color import SRGB_TAGS, OutputTags
 from petcut.imaging.foreground import estimate_foreground
 from petcut.model.base import Segmenter
 from petcut.observability import Metrics
@@ -102,9 +103,15 @@ def unpack(blob: bytes) -> tuple[dict[str, Any], bytes]:
     return json.loads(blob[4 : 4 + size]), blob[4 + size :]
 
 
-def _decode_png(data: bytes) -> np.ndarray:
+def _decode_png(data: bytes) -> tuple[np.ndarray, bytes | None]:
+    """A cached cut-out's pixels and the ICC profile it carries (None: tagged sRGB)."""
     with Image.open(BytesIO(data)) as image:
-        return np.asarray(image.convert("RGBA"))
+        return np.asarray(image.convert("RGBA")), image.info.get("icc_profile")
+
+
+def _scaled_tags(tags: OutputTags, before: np.ndarray, after: np.ndarray) -> OutputTags:
+    """The DPI follows a resize so that the print size stays the same."""
+    return tags if after is before else tags.scaled(after.shape[1] / before.shape[1])
 
 
 # --- results ---------------------------------------------------------------------------------------------
@@ -117,6 +124,7 @@ class SegmentedImage:
     cache_hit: bool
     seconds: float
     png: bytes | None = None  # the encoded full-size cut-out, when already at hand
+    tags: OutputTags = SRGB_TAGS  # colour profile and DPI of every output made from it
 
 
 @dataclass(frozen=True)
@@ -176,11 +184,16 @@ class Pipeline:
 
     # --- the cut-out ---------------------------------------------------------------------------------
     def _decode(self, data: bytes):
-        return decode_image(data, max_bytes=self.settings.max_upload_bytes, max_pixels=self.settings.max_pixels)
+        settings = self.settings
+        return decode_image(
+            data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels, color=settings.color
+        )
 
-    def _post(self, rgb: np.ndarray, alpha: np.ndarray, encode: bool) -> tuple[np.ndarray, Box | None, bytes | None]:
+    def _post(
+        self, rgb: np.ndarray, alpha: np.ndarray, encode: bool, tags: OutputTags
+    ) -> tuple[np.ndarray, Box | None, bytes | None]:
         cutout = make_cutout(rgb, alpha, self.settings.foreground)
-        png = encode_image(cutout.rgba, "png") if encode else None
+        png = encode_image(cutout.rgba, "png", tags=tags) if encode else None
         return cutout.rgba, subject_bbox(alpha), png
 
     async def segment(
@@ -194,9 +207,10 @@ class Pipeline:
             blob = await self.cache.get(key)
             if blob is not None:
                 meta, png = unpack(blob)
-                rgba = await self.cpu.run(_decode_png, png)
+                rgba, icc = await self.cpu.run(_decode_png, png)
                 box = tuple(meta["box"]) if meta.get("box") else None
-                return SegmentedImage(rgba, box, True, time.perf_counter() - started, png)  # type: ignore[arg-type]
+                tags = OutputTags(icc, tuple(meta["dpi"]) if meta.get("dpi") else None)  # type: ignore[arg-type]
+                return SegmentedImage(rgba, box, True, time.perf_counter() - started, png, tags)  # type: ignore[arg-type]
         if not internal:
             self.model.check_available()  # refuse (and start a load) before decoding anything
         step = time.perf_counter()
@@ -215,22 +229,24 @@ class Pipeline:
             raise
         store = use_cache and not internal
         step = time.perf_counter()
-        rgba, box, png = await self.cpu.run(self._post, rgb, alpha, store)
+        tags = decoded.output_tags
+        rgba, box, png = await self.cpu.run(self._post, rgb, alpha, store, tags)
         self._observe("post", step)
         if store and png is not None:
-            await self.cache.set(key, pack({"box": box}, png))
-        return SegmentedImage(rgba, box, False, time.perf_counter() - started, png)
+            await self.cache.set(key, pack({"box": box, "dpi": tags.dpi}, png))
+        return SegmentedImage(rgba, box, False, time.perf_counter() - started, png, tags)
 
     # --- remove-background ----------------------------------------------------------------------------
     def _render_removal(self, seg: SegmentedImage, options: RemoveOptions) -> tuple[bytes, int, int]:
-        image = seg.rgba
+        image, tags = seg.rgba, seg.tags
         if options.crop:
             if seg.box is None:
                 raise NoSubjectError("no subject was found in the image, so there is nothing to crop to")
             height, width = image.shape[:2]
             image = crop(image, expand_box(seg.box, options.crop_margin, width, height))
         if options.max_side:
-            image = fit_max_side(image, options.max_side)
+            resized = fit_max_side(image, options.max_side)
+            image, tags = resized, _scaled_tags(tags, image, resized)
         if options.output == "mask":
             image = np.ascontiguousarray(image[..., 3])
         elif options.bg_color is not None:
@@ -239,7 +255,7 @@ class Pipeline:
             options.fmt == "png" and seg.png is not None and image is seg.rgba
         ):  # the plain full-size cut-out: already encoded
             return seg.png, image.shape[1], image.shape[0]
-        data = encode_image(image, options.fmt, bg_color=options.bg_color or (255, 255, 255))
+        data = encode_image(image, options.fmt, bg_color=options.bg_color or (255, 255, 255), tags=tags)
         return data, image.shape[1], image.shape[0]
 
     async def remove_background(
@@ -271,9 +287,16 @@ class Pipeline:
 
     # --- effects ----------------------------------------------------------------------------------------
     def _render_effect(
-        self, rgba: np.ndarray, name: str, params: dict[str, Any], fmt: str, bg_color: tuple[int, int, int] | None
+        self,
+        rgba: np.ndarray,
+        name: str,
+        params: dict[str, Any],
+        fmt: str,
+        bg_color: tuple[int, int, int] | None,
+        tags: OutputTags,
     ) -> bytes:
-        return encode_image(effects.apply(name, rgba, params), fmt, bg_color=bg_color or (255, 255, 255))
+        image = effects.apply(name, rgba, params)
+        return encode_image(image, fmt, bg_color=bg_color or (255, 255, 255), tags=tags)
 
     async def render_effects(
         self,
@@ -294,7 +317,8 @@ class Pipeline:
         digest = content_digest(data)
         keys = {
             name: cache_key(
-                self.settings, digest, "effect", effect=name, params=params[name], fmt=fmt, max_side=max_side,
+                self.settings, digest, "effect", effect=effects.canonical(name), params=params[name], fmt=fmt,
+                max_side=max_side,
                 bg=bg_color if fmt == "jpeg" else None,
             )
             for name in names
@@ -313,11 +337,20 @@ class Pipeline:
             background_hit, removal_seconds = seg.cache_hit, seg.seconds
             effects_started = time.perf_counter()
             rgba = seg.rgba if not max_side else await self.cpu.run(fit_max_side, seg.rgba, max_side)
+            tags = _scaled_tags(seg.tags, seg.rgba, rgba)
+            unique: dict[str, str] = {}  # an alias and its effect asked together, same parameters: render once
+            for name in missing:
+                unique.setdefault(keys[name], name)
             rendered = await asyncio.gather(
-                *(self.cpu.run(self._render_effect, rgba, name, params[name], fmt, bg_color) for name in missing),
+                *(
+                    self.cpu.run(self._render_effect, rgba, name, params[name], fmt, bg_color, tags)
+                    for name in unique.values()
+                ),
                 return_exceptions=True,
             )
-            for name, outcome in zip(missing, rendered, strict=True):
+            outcomes = dict(zip(unique, rendered, strict=True))
+            for name in missing:
+                outcome = outcomes[keys[name]]
                 if isinstance(outcome, BaseException):
                     if not isinstance(outcome, Exception):
                         raise outcome

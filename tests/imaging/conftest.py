@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-PETS_DIR = Path("/work/shared/data/pets")
+from tests.conftest import PETS as PETS_DIR
+
 PET_FILES = ("Rosie.jpg", "Squid.jpg", "Tex.jpeg", "polly.jpg")
 
 

@@ -21,8 +21,6 @@ from petcut.model.resample import resize_bilinear
 from petcut.model.segmenter import load_segmenter
 from tests.conftest import load_rgb, pets_dir
 
-needs_pets = pytest.mark.skipif(not pets_dir().is_dir(), reason=f"the shop's photos are not at {pets_dir()}")
-
 
 def settings_for(checkpoint: Path, weights_dir: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {"mode": "fast", "device": "cpu", "checkpoint": checkpoint, "weights_dir": weights_dir}
@@ -87,7 +85,6 @@ def test_auto_engine_is_openvino_with_a_prepared_artifact(openvino_fp32) -> None
 
 
 @pytest.mark.slow
-@needs_pets
 @pytest.mark.parametrize(("resize", "photo", "max_side"), [("static", "Tex.jpeg", None), ("dynamic", "Rosie.jpg", 480)])
 def test_openvino_fp32_matches_torch(openvino_fp32, fast_segmenter, dynamic_segmenter, resize, photo, max_side) -> None:
     rgb = load_rgb(pets_dir() / photo, max_side)
@@ -111,7 +108,6 @@ def test_openvino_dynamic_sizes_match_torch(openvino_fp32, dynamic_segmenter, sh
 
 
 @pytest.mark.slow
-@needs_pets
 def test_openvino_default_precision_stays_close(random_checkpoint: Path, prepared_weights: Path, fast_segmenter):
     """Default precision (bf16 where the CPU has it): mean ≤ 1/255 and ≥ 99.5 % of pixels within 4/255."""
     segmenter = load_segmenter(settings_for(random_checkpoint, prepared_weights))

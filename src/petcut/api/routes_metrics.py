@@ -45,9 +45,11 @@ METRICS_RESPONSES: dict[int | str, dict[str, Any]] = {
 async def metrics(request: Request) -> Response:
     """Prometheus text exposition of the service's metrics."""
     runtime = getattr(request.app.state, "runtime", None)
-    if runtime is not None:
-        runtime.status()  # applies time-based transitions (an OOM cool-down ending) before reading the state
     registry: Metrics = request.app.state.metrics
+    if runtime is not None:
+        # applies time-based transitions (an OOM cool-down ending) before reading the state
+        status = runtime.status()
+        registry.last_warmup(status.last_warmup.passed if status.last_warmup is not None else None)
     return Response(registry.render(), media_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
 
 
@@ -110,13 +112,15 @@ class RequestMetricsMiddleware:
             return
         started = time.perf_counter()
         status: int | None = None
+        warmup_status: str | None = None
         # as they came in: a mount rewrites root_path in the shared scope on the way down
         path, root = str(scope.get("path") or "/"), str(scope.get("root_path") or "")
 
         async def watching_send(message: Message) -> None:
-            nonlocal status
+            nonlocal status, warmup_status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                warmup_status = _warmup_status(message)
             await send(message)
 
         try:
@@ -131,6 +135,23 @@ class RequestMetricsMiddleware:
             self.metrics.request(
                 template, method if method in METHODS else "OTHER", status or 499, time.perf_counter() - started
             )
+            if template == WARMUP_ROUTE and status is not None:
+                self.metrics.warmup_answer(warmup_status, status)
+
+
+# --- alerting series: /warmup answers by X-Warmup-Status and code ----------------------------------------
+WARMUP_ROUTE = "/warmup"
+
+
+def _warmup_status(message: Message) -> str | None:
+    """The ``X-Warmup-Status`` header of a response start message, if any."""
+    for name, value in message.get("headers") or ():
+        if bytes(name).lower() == b"x-warmup-status":
+            return bytes(value).decode("latin-1")
+    return None
+
+
+# --- end alerting series ---------------------------------------------------------------------------------
 
 
 def middleware(app: FastAPI, inner: ASGIApp) -> RequestMetricsMiddleware:
@@ -144,4 +165,5 @@ def install(app: FastAPI, metrics: Metrics) -> None:
     settings = app.state.settings
     metrics.watch_cache(app.state.cache)
     metrics.build_info(__version__, settings.mode, settings.device, settings.model_id, settings.model_choice)
+    metrics.queue_capacity(settings.max_queue)
     app.include_router(router)

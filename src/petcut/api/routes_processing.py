@@ -57,17 +57,25 @@ def margin(value: str) -> str:
     return value.strip()
 
 
+def is_effect(name: str) -> bool:
+    """A registry name or one of the old services' aliases."""
+    return name in effects.names() or name in effects.ALIASES
+
+
 def effect_names(*candidates: str | None) -> list[str]:
-    """The first non-empty comma list among ``candidates``, validated, duplicates dropped."""
+    """The first non-empty comma list among ``candidates``, validated, duplicates dropped. Aliases are kept
+    as asked (the JSON answer uses the client's names); the pipeline resolves them."""
     raw = next((c for c in candidates if c and c.strip()), DEFAULT_EFFECT)
     names = list(dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()))
-    unknown = [name for name in names if name not in effects.names()]
+    unknown = [name for name in names if not is_effect(name)]
     if unknown or not names:
+        aliases = ", ".join(f"{alias} → {name}" for alias, name in effects.aliases().items())
         raise ApiError(
             400,
             "unknown_effect",
-            f"Unknown effect {', '.join(unknown) or raw!r}; valid effects: {', '.join(effects.names())}.",
-            extra={"valid_effects": effects.names()},
+            f"Unknown effect {', '.join(unknown) or raw!r}; valid effects: {', '.join(effects.names())}"
+            f" (old names accepted: {aliases}).",
+            extra={"valid_effects": effects.names(), "aliases": effects.aliases()},
         )
     return names
 
@@ -83,10 +91,12 @@ def effect_parameters(raw: str | None, names: list[str]) -> dict[str, dict[str, 
         if not isinstance(given, dict) or not all(isinstance(v, dict) for v in given.values()):
             raise bad("effect_params", "expected a JSON object of objects: {\"effect\": {\"param\": value}}")
     for name in given:
-        if name not in effects.names():
+        if not is_effect(name):
             raise bad("effect_params", f"unknown effect {name!r}; valid effects: {', '.join(effects.names())}")
-    try:
-        return {name: effects.validate_params(name, given.get(name)) for name in names}
+    try:  # parameters given under the asked name, else under the registry name
+        return {
+            name: effects.validate_params(name, given.get(name, given.get(effects.canonical(name)))) for name in names
+        }
     except (effects.EffectParamError, effects.UnknownEffectError) as exc:
         raise bad("effect_params", str(exc)) from None
 
@@ -110,8 +120,9 @@ def processing_headers(total: float, hits: int, session_id: str | None = None, *
 # --- routes --------------------------------------------------------------------------------------------
 @router.get("/api/v2/effects", responses=error_responses(500))
 async def list_effects() -> dict[str, Any]:
-    """Every effect with its parameters (type, default, range), from the registry."""
-    return {"success": True, "effects": effects.describe(), "default": DEFAULT_EFFECT}
+    """Every effect with its parameters (type, default, range), from the registry, and the old names
+    accepted as aliases."""
+    return {"success": True, "effects": effects.describe(), "default": DEFAULT_EFFECT, "aliases": effects.aliases()}
 
 
 @router.post(
@@ -121,7 +132,10 @@ async def list_effects() -> dict[str, Any]:
 )
 async def process_with_effects(
     request: Request,
-    effects_query: Annotated[str | None, Query(alias="effects", description="comma list of effects")] = None,
+    effects_query: Annotated[
+        str | None,
+        Query(alias="effects", description="comma list of effects; old names accepted (optimized_popart, blackwhite)"),
+    ] = None,
     effect: Annotated[str | None, Query(description=f"one effect (default {DEFAULT_EFFECT})")] = None,
     return_all_effects: Annotated[bool, Query(description="JSON with every effect as base64")] = False,
     effect_params: Annotated[str | None, Query(description='JSON {"effect": {"param": value}}')] = None,

@@ -5,12 +5,15 @@
 """
 
 from ._errors import EffectParamError, UnknownEffectError
-from .registry import apply, describe, names, validate_params, warm_up
+from .registry import ALIASES, aliases, apply, canonical, describe, names, validate_params, warm_up
 
 __all__ = [
+    "ALIASES",
     "EffectParamError",
     "UnknownEffectError",
+    "aliases",
     "apply",
+    "canonical",
     "describe",
     "names",
     "validate_params",

@@ -3,7 +3,8 @@
 Every public module of ``petcut.effects`` other than this one is an effect and must define ``NAME``,
 ``DESCRIPTION``, ``PARAMS`` (a tuple of :class:`Param`) and ``render(rgba, params) -> rgba``.
 Modules whose name starts with ``_`` hold shared code. Discovery runs on first use, not at import.
-Registry order is the module names' alphabetical order.
+Registry order is the module names' alphabetical order. The old services' names are accepted as
+aliases (:data:`ALIASES`) wherever a name is looked up.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ import numpy as np
 from ._common import check_rgba
 from ._errors import UnknownEffectError
 from ._params import Param, validate
+
+#: Old services' effect names → registry names. The shop's ``api-client.js`` still sends
+#: ``optimized_popart`` (the InSPyReNet service's name for pop art); ``blackwhite`` is the later service's.
+ALIASES: Mapping[str, str] = {"optimized_popart": "popart", "blackwhite": "enhancedblackwhite"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,9 @@ def _effects() -> dict[str, Effect]:
         if effect.name in found:
             raise RuntimeError(f"two effect modules are named {effect.name!r}")
         found[effect.name] = effect
+    for alias, target in ALIASES.items():
+        if alias in found or target not in found:
+            raise RuntimeError(f"effect alias {alias!r} → {target!r} clashes with an effect or names none")
     return found
 
 
@@ -60,10 +68,24 @@ def _effect_of(module: ModuleType) -> Effect:
 
 
 def get(name: str) -> Effect:
+    """The effect called ``name`` (a registry name or an alias)."""
+    return _effects()[canonical(name)]
+
+
+def canonical(name: str) -> str:
+    """The registry name of ``name`` (itself, or what an alias stands for); UnknownEffectError otherwise."""
     effects = _effects()
-    if not isinstance(name, str) or name not in effects:
-        raise UnknownEffectError(name, list(effects))
-    return effects[name]
+    if isinstance(name, str):
+        name = ALIASES.get(name, name)
+        if name in effects:
+            return name
+    raise UnknownEffectError(name, list(effects))
+
+
+def aliases() -> dict[str, str]:
+    """Alias → registry name, JSON-serialisable."""
+    _effects()  # checks that every alias names an effect
+    return dict(ALIASES)
 
 
 def names() -> list[str]:

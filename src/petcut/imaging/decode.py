@@ -19,8 +19,8 @@ Any failure while decoding becomes an ``ImageError``; no other exception escapes
 Decisions: BMP, ICO, PSD, PDF, JPEG XL and everything else not listed in ``ACCEPTED_FORMATS`` are
 refused with 415 (the spec's list, plus AVIF, which the pinned Pillow decodes natively). MPO is reported
 as "jpeg". ``alpha`` is kept whenever the source carries transparency (an alpha channel or a
-transparent palette/colour key), even if every pixel happens to be opaque. Embedded ICC profiles are not
-applied (CMYK uses Pillow's naive CMYK → RGB conversion).
+transparent palette/colour key), even if every pixel happens to be opaque. Embedded ICC profiles are
+applied after EXIF orientation, before the mode conversion (``petcut.imaging.color``).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from io import BytesIO
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
+from petcut.imaging.color import SRGB_TAGS, OutputTags, to_working_space
 from petcut.imaging.errors import (
     DecompressionBomb,
     EmptyImage,
@@ -101,6 +102,7 @@ class DecodedImage:
     orientation: int  # EXIF orientation that was applied (1 if none)
     frames: int  # frames in the source, up to MAX_FRAMES_COUNTED (GIF/WebP/PNG animation, MPO, TIFF pages);
     # only the first is decoded
+    output_tags: OutputTags = SRGB_TAGS  # ICC profile (None: sRGB) and DPI the outputs carry
 
     @property
     def width(self) -> int:
@@ -186,8 +188,11 @@ def _unsupported_message(detected: str | None) -> str:
     return f"{what} Accepted formats: {accepted} (animated images: first frame)."
 
 
-def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImage:
-    """Decode an uploaded image; raise an ``ImageError`` subclass for anything unusable."""
+def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, color: str = "srgb") -> DecodedImage:
+    """Decode an uploaded image; raise an ``ImageError`` subclass for anything unusable.
+
+    ``color``: ``srgb`` converts an embedded ICC profile to sRGB, ``preserve`` keeps RGB pixels and the
+    profile for the outputs (``petcut.imaging.color``)."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError(f"decode_image expects bytes, got {type(data).__name__}")
     if max_bytes < 1 or max_pixels < 1:
@@ -205,7 +210,7 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImag
 
     try:
         with Image.open(BytesIO(data), formats=_pillow_formats()) as im:
-            return _decode_opened(im, data, max_pixels)
+            return _decode_opened(im, data, max_pixels, color)
     except ImageError:
         raise
     except UnidentifiedImageError as exc:
@@ -222,7 +227,7 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> DecodedImag
         raise ImageDecodeError() from exc
 
 
-def _decode_opened(im: Image.Image, data: bytes, max_pixels: int) -> DecodedImage:
+def _decode_opened(im: Image.Image, data: bytes, max_pixels: int, color: str = "srgb") -> DecodedImage:
     fmt = _PIL_FORMATS.get(im.format or "")
     if fmt is None:  # cannot happen with formats= restricted, but never trust a plugin
         raise UnsupportedImageFormat(_unsupported_message(None))
@@ -243,8 +248,9 @@ def _decode_opened(im: Image.Image, data: bytes, max_pixels: int) -> DecodedImag
         if isinstance(original, int) and 1 <= original <= 8:
             orientation = original
 
+    im, tags = to_working_space(im, color, orientation)  # ICC profile → sRGB (imaging/color.py)
     rgb, alpha = _to_rgb_alpha(im)
-    return DecodedImage(rgb=rgb, alpha=alpha, format=fmt, orientation=orientation, frames=frames)
+    return DecodedImage(rgb=rgb, alpha=alpha, format=fmt, orientation=orientation, frames=frames, output_tags=tags)
 
 
 def _check_size(width: int, height: int, *, max_pixels: int) -> None:

@@ -7,6 +7,7 @@ from io import BytesIO
 import numpy as np
 from PIL import Image
 
+from petcut.imaging.color import SRGB_TAGS, OutputTags, save_options
 from petcut.imaging.compose import composite
 
 __all__ = ["OUTPUT_FORMATS", "encode_image", "media_type", "normalize_format"]
@@ -44,11 +45,12 @@ def encode_image(
     *,
     bg_color: tuple[int, int, int] = (255, 255, 255),
     quality: int = 90,
+    tags: OutputTags = SRGB_TAGS,
 ) -> bytes:
     """Encode uint8 H×W×4 (RGBA), H×W×3 (RGB) or H×W (L, e.g. a mask).
 
     PNG and WebP keep alpha; JPEG composites RGBA over ``bg_color`` first. ``quality`` (1..100) applies
-    to WebP and JPEG.
+    to WebP and JPEG. ``tags``: the ICC profile (default sRGB) and DPI the file carries (imaging/color.py).
     """
     name = normalize_format(fmt)
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
@@ -60,15 +62,15 @@ def encode_image(
     if pil.mode != mode:  # fromarray infers the mode from the shape; be explicit about surprises
         raise ValueError(f"unexpected image layout {image.shape}")
 
-    buf = BytesIO()
+    buf, tagging = BytesIO(), save_options(name, mode, tags)
     if name == "png":
-        pil.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL, optimize=False)
+        pil.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL, optimize=False, **tagging)
     elif name == "webp":
         if mode == "L":
             pil = pil.convert("RGB")  # WebP has no greyscale mode
-        pil.save(buf, format="WEBP", quality=quality, method=WEBP_METHOD)
+        pil.save(buf, format="WEBP", quality=quality, method=WEBP_METHOD, **tagging)
     else:
-        pil.save(buf, format="JPEG", quality=quality, optimize=False)
+        pil.save(buf, format="JPEG", quality=quality, optimize=False, **tagging)
     return buf.getvalue()
 
 

@@ -113,11 +113,12 @@ def export_friendly_swin() -> Iterator[None]:
             setattr(owner, name, original)
 
 
-def export_onnx(network: Any, path: Path, *, sample_size: tuple[int, int] = (384, 384)) -> Path:
+def export_onnx(network: Any, path: Path, *, sample_size: tuple[int, int] = (384, 384), dynamic: bool = True) -> Path:
     """Write ``network`` (an eval-mode InSPyReNet on the CPU, fp32) to ``path`` as ONNX.
 
     The input ``image`` is float32 [1, 3, H, W] with H and W any multiple of 32 up to MAX_SIDE; the
     output ``alpha`` is [1, 1, H, W] in [0, 1] (the network's own sigmoid and min-max normalisation).
+    ``dynamic=False`` freezes ``sample_size`` (for comparing speed; petcut serves the dynamic graph).
     """
     import torch
 
@@ -125,7 +126,7 @@ def export_onnx(network: Any, path: Path, *, sample_size: tuple[int, int] = (384
     sample = torch.zeros(1, 3, height, width)
     h = torch.export.Dim("h32", min=1, max=MAX_SIDE // STRIDE)
     w = torch.export.Dim("w32", min=1, max=MAX_SIDE // STRIDE)
-    dynamic = {"image": {2: STRIDE * h, 3: STRIDE * w}}
+    dynamic_shapes = {"image": {2: STRIDE * h, 3: STRIDE * w}} if dynamic else None
     path.parent.mkdir(parents=True, exist_ok=True)
     with export_friendly_swin(), torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -135,7 +136,7 @@ def export_onnx(network: Any, path: Path, *, sample_size: tuple[int, int] = (384
             dynamo=True,
             input_names=["image"],
             output_names=["alpha"],
-            dynamic_shapes=dynamic,
+            dynamic_shapes=dynamic_shapes,
             optimize=True,
             external_data=True,
             verbose=False,

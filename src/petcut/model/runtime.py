@@ -348,7 +348,7 @@ class ModelRuntime:
             seconds=result.duration_s,
             **({"warmup": result.details} if self.settings.min_instances > 0 else {}),
         )
-        if self.state is State.READY:
+        if result.passed:  # the warmup made the instance ready (it may already be draining: a fast SIGTERM)
             self.timeline.mark("ready")
 
     async def _load(self, attempts: int) -> bool:
