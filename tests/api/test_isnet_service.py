@@ -131,3 +131,27 @@ def test_the_fallback_is_said_in_root_ready_metrics_and_headers() -> None:
             assert (await svc.process()).headers["X-Model"] == "inspyrenet-fast"
 
     run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(None, "weights are missing"), (b"not an onnx file", "checksum")],
+)
+def test_isnet_missing_or_corrupt_weights_fail_the_load_and_ready_says_why(
+    tmp_path: Path, content: bytes | None, reason: str
+) -> None:
+    """The runtime's fault handling is the same for IS-Net: no weights or a corrupt file is a failed load
+    (no retry loop for a permanent error), /ready 503 with the reason, processing 503 — never a 2xx."""
+    if content is not None:
+        (tmp_path / "isnet-medium.onnx").write_bytes(content)
+
+    async def scenario() -> None:
+        async with Service(make_settings(model="isnet", weights_dir=tmp_path), default_loader) as svc:
+            await svc.wait_state(State.FAILED)
+            ready = await svc.client.get("/ready")
+            assert ready.status_code == 503 and reason in ready.json()["reason"]
+            assert ready.json()["model_id"] == "isnet-medium"
+            response = await svc.process()
+            assert response.status_code == 503 and response.headers["Retry-After"], response.text
+
+    run(scenario())
