@@ -176,7 +176,13 @@ class Pipeline:
 
     # --- the cut-out ---------------------------------------------------------------------------------
     def _decode(self, data: bytes):
-        return decode_image(data, max_bytes=self.settings.max_upload_bytes, max_pixels=self.settings.max_pixels)
+        return decode_image(
+            data,
+            max_bytes=self.settings.max_upload_bytes,
+            max_pixels=self.settings.max_pixels,
+            max_scans=self.settings.max_jpeg_scans,
+            timeout_s=self.settings.decode_timeout_s,
+        )
 
     def _post(self, rgb: np.ndarray, alpha: np.ndarray, encode: bool) -> tuple[np.ndarray, Box | None, bytes | None]:
         cutout = make_cutout(rgb, alpha, self.settings.foreground)

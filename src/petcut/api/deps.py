@@ -15,6 +15,7 @@ from fastapi import Request
 
 from petcut.api.errors import ApiError
 from petcut.config import Settings
+from petcut.imaging.bounds import cancellation
 from petcut.model.runtime import ModelRuntime
 from petcut.pipeline import Pipeline
 
@@ -59,13 +60,15 @@ async def _wait_for_disconnect(request: Request) -> None:
 
 
 async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
-    """Await ``work``; if the client disconnects first, cancel it (its queued model job is withdrawn)
-    and answer 499 (nobody reads it; it is for the logs)."""
-    task = asyncio.ensure_future(work)
+    """Await ``work``; if the client disconnects first, cancel it (its queued model job is withdrawn,
+    its running decode stops at the next chunk) and answer 499 (nobody reads it; it is for the logs)."""
+    with cancellation() as gone:  # the work's decodes (in CPU threads) stop once ``gone`` is set
+        task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(_wait_for_disconnect(request))
     try:
         done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:
+        gone.set()
         task.cancel()
         watcher.cancel()
         raise
@@ -74,6 +77,7 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
         return task.result()
+    gone.set()
     task.cancel()
     with contextlib.suppress(BaseException):
         await task
