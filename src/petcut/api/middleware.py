@@ -8,6 +8,8 @@ a preflight) carries ``Access-Control-Allow-Origin`` for an allowed origin, ``Va
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Iterable
@@ -16,6 +18,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from petcut.api.errors import MESSAGE_BY_STATUS, REQUEST_ID_KEY, BodyTooLarge, envelope_bytes, new_request_id
+from petcut.model.runtime import DRAINING_RETRY_AFTER
 from petcut.observability import parse_cloud_trace, request_id_var, trace_var
 
 log = logging.getLogger("petcut.api")
@@ -55,13 +58,32 @@ class CorsPolicy:
         self.regex = re.compile(regex) if regex else None
 
     def allows(self, origin: str | None) -> bool:
-        if not origin:
+        if not origin or not well_formed_origin(origin):
             return False
         return (
             self.allow_any
             or origin in self.origins
             or (self.regex is not None and self.regex.fullmatch(origin) is not None)
         )
+
+
+# scheme://host[:port] and nothing else: a DNS name (letters, digits, hyphens, dots), IPv4 or [IPv6]
+_ORIGIN = re.compile(
+    r"(?P<scheme>https?)://"
+    r"(?P<host>(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?|\[[0-9a-f:.]+\])"
+    r"(?::(?P<port>[0-9]{1,5}))?",
+    re.IGNORECASE,
+)
+
+
+def well_formed_origin(origin: str) -> bool:
+    """True for ``scheme://host[:port]`` only: no path, query, fragment, user info, spaces or control
+    characters (an Origin header never has them; a regex must not be fooled by them)."""
+    match = _ORIGIN.fullmatch(origin)
+    if match is None or len(origin) > 300:
+        return False
+    port = match.group("port")
+    return port is None or 0 < int(port) <= 65535
 
 
 def valid_request_id(value: str | None) -> str | None:
@@ -188,6 +210,19 @@ class EdgeMiddleware:
 
         try:
             await self.app(scope, limited_receive, decorated_send)
+        except asyncio.CancelledError:
+            # uvicorn cancels what is still running when its graceful-shutdown timeout passes; it would
+            # answer a bare plain-text 500. Answer the JSON 503 ``draining`` instead, then let it end.
+            if not started:
+                log.warning("request cancelled at shutdown", extra={"path": scope.get("path"), "state": "draining"})
+                body = envelope_bytes(
+                    "draining", "The service is shutting down; retry on another instance.", request_id,
+                    retry_after=DRAINING_RETRY_AFTER, status="draining",
+                )  # fmt: skip
+                extra = {"Retry-After": str(DRAINING_RETRY_AFTER), "Connection": "close"}
+                with contextlib.suppress(Exception):
+                    await self._send_json(send, 503, body, origin, request_id, extra)
+            raise
         except BodyTooLarge:
             if not started:
                 body = envelope_bytes("payload_too_large", MESSAGE_BY_STATUS[413], request_id)
