@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from petcut.api.server import build_server, forwarding
-from tests.api.conftest import ORIGIN, check_error, check_png, jpeg_bytes, make_settings
+from tests.api.conftest import ORIGIN, check_error, jpeg_bytes, make_settings
 from tests.api.fakes import Loader
 from tests.api.hardening_server import SLOW_WIDTH, HardeningServer
 from tests.api.server_process import ServerProcess
