@@ -1,4 +1,4 @@
-"""The outermost ASGI layer: CORS, X-Request-ID, the streamed body limit and the last-resort 500.
+"""The outermost ASGI layer: CORS, X-Request-ID, the streamed body limit and timeout, the last-resort 500.
 
 It wraps everything, Starlette's ServerErrorMiddleware included, so every response the service produces
 (a 500 from an unhandled exception, a 413 sent before the body is read, a 503 in any model state,
@@ -17,7 +17,14 @@ from collections.abc import Iterable
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from petcut.api.errors import MESSAGE_BY_STATUS, REQUEST_ID_KEY, BodyTooLarge, envelope_bytes, new_request_id
+from petcut.api.errors import (
+    MESSAGE_BY_STATUS,
+    REQUEST_ID_KEY,
+    BodyTimeout,
+    BodyTooLarge,
+    envelope_bytes,
+    new_request_id,
+)
 from petcut.model.runtime import DRAINING_RETRY_AFTER
 from petcut.observability import parse_cloud_trace, request_id_var, trace_var
 
@@ -93,10 +100,13 @@ def valid_request_id(value: str | None) -> str | None:
 class EdgeMiddleware:
     """Pure ASGI. ``max_body_bytes=None`` disables the body limit."""
 
-    def __init__(self, app: ASGIApp, *, cors: CorsPolicy, max_body_bytes: int | None) -> None:
+    def __init__(
+        self, app: ASGIApp, *, cors: CorsPolicy, max_body_bytes: int | None, body_timeout_s: float | None = None
+    ) -> None:
         self.app = app
         self.cors = cors
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -191,10 +201,21 @@ class EdgeMiddleware:
 
         started = False
         received = 0
+        body_done = False
+        timeout = self.body_timeout_s
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done or timeout is None:
+                message = await receive()  # after the body: waiting for a disconnect is unbounded
+            else:
+                try:
+                    message = await asyncio.wait_for(receive(), timeout)
+                except TimeoutError:
+                    log.info("request body stalled", extra={"received": received, "path": scope.get("path")})
+                    raise BodyTimeout() from None
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                body_done = True
             if limit is not None and message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:

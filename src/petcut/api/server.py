@@ -19,6 +19,7 @@ from types import FrameType
 import uvicorn
 
 from petcut.api.app import Loader, create_app
+from petcut.api.connections import ConnectionLimits, guarded_protocol, http_protocol_base
 from petcut.api.draining import drain
 from petcut.config import Settings, load_settings
 from petcut.model.runtime import ModelRuntime
@@ -79,6 +80,14 @@ def build_server(settings: Settings, *, load_segmenter: Loader | None = None) ->
         lifespan="on",
         server_header=False,
         **forwarding(settings),
+        http=guarded_protocol(
+            http_protocol_base(),
+            ConnectionLimits(
+                max_per_client=settings.max_connections_per_client,
+                header_timeout_s=settings.header_timeout_s,
+                exempt=settings.trusted_proxies,
+            ),
+        ),
     )
     return DrainingServer(config, app.state.runtime, drain_budget_s=drain_budget(settings))
 
