@@ -142,7 +142,6 @@ def http_protocol_base() -> type[asyncio.Protocol]:
     """uvicorn's own choice for ``http="auto"``: httptools when installed, else h11."""
     try:
         import httptools  # noqa: F401
-
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
         return HttpToolsProtocol
