@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import os
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -27,12 +28,18 @@ class CpuPool:
 
     def __init__(self, workers: int | None) -> None:
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))
-        self._limiter: anyio.CapacityLimiter | None = None
+        # one limiter per event loop, created on it (the service has one loop; a TestClient used without
+        # its context manager runs each request on a loop of its own)
+        self._limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        if self._limiter is None:  # created on the event loop that uses it
-            self._limiter = anyio.CapacityLimiter(self.workers)
-        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=self._limiter)
+        loop = asyncio.get_running_loop()
+        limiter = self._limiters.get(loop)
+        if limiter is None:
+            limiter = self._limiters[loop] = anyio.CapacityLimiter(self.workers)
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=limiter)
 
 
 def get_settings(request: Request) -> Settings:

@@ -11,10 +11,10 @@ envelope ``{"success": false, "error": {"code", "message", "request_id"}}``: 400
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Annotated, Any
 
@@ -53,31 +53,49 @@ def get_image_store(request: Request) -> ImageStore:
 
 
 class _SessionLocks:
-    """An asyncio lock per session with an upload in progress (dropped when nobody holds or waits)."""
+    """A lock per session with an upload being counted and stored (threads: the store calls block)."""
 
     def __init__(self) -> None:
-        self.locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._guard = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
 
-    @contextlib.asynccontextmanager
-    async def hold(self, session_id: str) -> AsyncIterator[None]:
-        lock, users = self.locks.get(session_id, (asyncio.Lock(), 0))
-        self.locks[session_id] = (lock, users + 1)
+    @contextlib.contextmanager
+    def hold(self, session_id: str) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.get(session_id, (threading.Lock(), 0))
+            self._locks[session_id] = (lock, users + 1)
         try:
-            async with lock:
+            with lock:
                 yield
         finally:
-            lock, users = self.locks[session_id]
-            if users <= 1:
-                del self.locks[session_id]
-            else:
-                self.locks[session_id] = (lock, users - 1)
+            with self._guard:
+                lock, users = self._locks[session_id]
+                if users <= 1:
+                    del self._locks[session_id]
+                else:
+                    self._locks[session_id] = (lock, users - 1)
 
 
-def _session_lock(request: Request, session_id: str) -> contextlib.AbstractAsyncContextManager[None]:
+def _session_locks(request: Request) -> _SessionLocks:
     locks = getattr(request.app.state, "store_session_locks", None)
     if locks is None:
         locks = request.app.state.store_session_locks = _SessionLocks()
-    return locks.hold(session_id)
+    return locks
+
+
+def _put_within_quota(
+    locks: _SessionLocks, store: ImageStore, session_id: str, data: bytes, settings: Settings, **put: Any
+) -> StoredImage:
+    """Count the session's images and bytes and store the new one, one upload of a session at a time."""
+    with locks.hold(session_id):
+        check_quota(
+            store,
+            session_id,
+            len(data),
+            max_images=settings.store_max_images_per_session,
+            max_bytes=int(settings.store_max_mb_per_session * 1024 * 1024),
+        )
+        return store.put(session_id, put.pop("image_type"), data, **put)
 
 
 def _absolute(request: Request, image: StoredImage) -> StoredImage:
@@ -166,25 +184,19 @@ async def store_image(request: Request, store: ImageStore = Depends(get_image_st
             timeout_s=settings.decode_timeout_s,
         ),
     )
-    async with _session_lock(request, session_id):  # one session's uploads are counted one at a time
-        await run_in_threadpool(
-            check_quota,
-            store,
-            session_id,
-            len(data),
-            max_images=settings.store_max_images_per_session,
-            max_bytes=int(settings.store_max_mb_per_session * 1024 * 1024),
-        )
-        image = await run_in_threadpool(
-            store.put,
-            session_id,
-            fields["image_type"],  # type: ignore[arg-type]
-            data,
-            tier=fields["tier"] or Tier.TEMPORARY,
-            pet_name=fields["pet_name"],
-            pet_id=fields["pet_id"],
-            effect_applied=fields["effect_applied"],
-        )
+    image = await run_in_threadpool(
+        _put_within_quota,
+        _session_locks(request),
+        store,
+        session_id,
+        data,
+        settings,
+        image_type=fields["image_type"],
+        tier=fields["tier"] or Tier.TEMPORARY,
+        pet_name=fields["pet_name"],
+        pet_id=fields["pet_id"],
+        effect_applied=fields["effect_applied"],
+    )
     image = _absolute(request, image)
     return {
         "success": True,
