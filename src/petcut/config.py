@@ -373,6 +373,58 @@ class Settings(BaseSettings):
         return value.strip().lower() if isinstance(value, str) else value
 
     # --- end colour management ---
+    # --- hardening (issue 15) ---
+    max_jpeg_scans: int = Field(
+        64,
+        ge=1,
+        le=10_000,
+        validation_alias=_env("MAX_JPEG_SCANS"),
+        description="JPEGs with more scans (SOS markers) are refused before decoding (422 too_many_scans); "
+        "a normal progressive JPEG has about 10.",
+    )
+    decode_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        validation_alias=_env("DECODE_TIMEOUT_S"),
+        description="Deadline of one image decode; past it the image is refused (422 decode_timeout).",
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        validation_alias=_env("HEADER_TIMEOUT_S"),
+        description="A connection must send a complete request line and headers within this time.",
+    )
+    body_timeout_s: float = Field(
+        20.0,
+        gt=0,
+        le=600,
+        validation_alias=_env("BODY_TIMEOUT_S"),
+        description="Longest wait for the next piece of a request body; past it: 408 request_timeout.",
+    )
+    max_connections_per_client: int = Field(
+        32,
+        ge=1,
+        le=100_000,
+        validation_alias=_env("MAX_CONNECTIONS_PER_CLIENT"),
+        description="Open connections one client address may hold; more are closed at once.",
+    )
+    store_max_images_per_session: int = Field(
+        50,
+        ge=1,
+        le=100_000,
+        validation_alias=_env("STORE_MAX_IMAGES_PER_SESSION"),
+        description="Images one session may store (429 session_quota_exceeded past it).",
+    )
+    store_max_mb_per_session: float = Field(
+        200.0,
+        gt=0,
+        le=1_000_000,
+        validation_alias=_env("STORE_MAX_MB_PER_SESSION"),
+        description="Megabytes one session may store (413 session_quota_exceeded past it).",
+    )
+    # --- end hardening ---
 
     # --- IS-Net model (issue 14) ---
     isnet_variant: Literal["medium", "small"] = Field(

@@ -186,7 +186,12 @@ class Pipeline:
     def _decode(self, data: bytes):
         settings = self.settings
         return decode_image(
-            data, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels, color=settings.color
+            data,
+            max_bytes=settings.max_upload_bytes,
+            max_pixels=settings.max_pixels,
+            color=settings.color,
+            max_scans=settings.max_jpeg_scans,
+            timeout_s=settings.decode_timeout_s,
         )
 
     def _post(

@@ -123,6 +123,7 @@ def create_app(settings: Settings | None = None, *, load_segmenter: Loader | Non
     app.edge_options = {
         "cors": CorsPolicy(settings.cors_origins, settings.cors_origin_regex),
         "max_body_bytes": settings.max_upload_bytes + MULTIPART_SLACK,
+        "body_timeout_s": settings.body_timeout_s,
     }
     app.state.settings = settings
     app.state.runtime = runtime

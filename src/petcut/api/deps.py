@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import os
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -15,6 +16,7 @@ from fastapi import Request
 
 from petcut.api.errors import ApiError
 from petcut.config import Settings
+from petcut.imaging.bounds import cancellation
 from petcut.model.runtime import ModelRuntime
 from petcut.pipeline import Pipeline
 
@@ -26,12 +28,18 @@ class CpuPool:
 
     def __init__(self, workers: int | None) -> None:
         self.workers = workers or max(1, min(4, os.cpu_count() or 1))
-        self._limiter: anyio.CapacityLimiter | None = None
+        # one limiter per event loop, created on it (the service has one loop; a TestClient used without
+        # its context manager runs each request on a loop of its own)
+        self._limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        if self._limiter is None:  # created on the event loop that uses it
-            self._limiter = anyio.CapacityLimiter(self.workers)
-        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=self._limiter)
+        loop = asyncio.get_running_loop()
+        limiter = self._limiters.get(loop)
+        if limiter is None:
+            limiter = self._limiters[loop] = anyio.CapacityLimiter(self.workers)
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=limiter)
 
 
 def get_settings(request: Request) -> Settings:
@@ -59,13 +67,15 @@ async def _wait_for_disconnect(request: Request) -> None:
 
 
 async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
-    """Await ``work``; if the client disconnects first, cancel it (its queued model job is withdrawn)
-    and answer 499 (nobody reads it; it is for the logs)."""
-    task = asyncio.ensure_future(work)
+    """Await ``work``; if the client disconnects first, cancel it (its queued model job is withdrawn,
+    its running decode stops at the next chunk) and answer 499 (nobody reads it; it is for the logs)."""
+    with cancellation() as gone:  # the work's decodes (in CPU threads) stop once ``gone`` is set
+        task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(_wait_for_disconnect(request))
     try:
         done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:
+        gone.set()
         task.cancel()
         watcher.cancel()
         raise
@@ -74,6 +84,7 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
         return task.result()
+    gone.set()
     task.cancel()
     with contextlib.suppress(BaseException):
         await task

@@ -49,6 +49,7 @@ CODE_BY_STATUS = {
 MESSAGE_BY_STATUS = {
     404: "No such route.",
     405: "This method is not allowed on this route.",
+    408: "The request body did not arrive in time.",
     413: "The request body is larger than the upload limit.",
     500: "An internal error occurred; it has been logged.",
 }
@@ -83,6 +84,13 @@ class BodyTooLarge(StarletteHTTPException):
 
     def __init__(self) -> None:
         super().__init__(status_code=413, detail=MESSAGE_BY_STATUS[413])
+
+
+class BodyTimeout(StarletteHTTPException):
+    """Raised from ``receive`` when the next piece of a request body does not come in time (a 408)."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=408, detail=MESSAGE_BY_STATUS[408], headers={"Connection": "close"})
 
 
 def new_request_id() -> str:

@@ -1,4 +1,4 @@
-"""The outermost ASGI layer: CORS, X-Request-ID, the streamed body limit and the last-resort 500.
+"""The outermost ASGI layer: CORS, X-Request-ID, the streamed body limit and timeout, the last-resort 500.
 
 It wraps everything, Starlette's ServerErrorMiddleware included, so every response the service produces
 (a 500 from an unhandled exception, a 413 sent before the body is read, a 503 in any model state,
@@ -8,6 +8,8 @@ a preflight) carries ``Access-Control-Allow-Origin`` for an allowed origin, ``Va
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Iterable
@@ -15,7 +17,15 @@ from collections.abc import Iterable
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from petcut.api.errors import MESSAGE_BY_STATUS, REQUEST_ID_KEY, BodyTooLarge, envelope_bytes, new_request_id
+from petcut.api.errors import (
+    MESSAGE_BY_STATUS,
+    REQUEST_ID_KEY,
+    BodyTimeout,
+    BodyTooLarge,
+    envelope_bytes,
+    new_request_id,
+)
+from petcut.model.runtime import DRAINING_RETRY_AFTER
 from petcut.observability import parse_cloud_trace, request_id_var, trace_var
 
 log = logging.getLogger("petcut.api")
@@ -56,13 +66,32 @@ class CorsPolicy:
         self.regex = re.compile(regex) if regex else None
 
     def allows(self, origin: str | None) -> bool:
-        if not origin:
+        if not origin or not well_formed_origin(origin):
             return False
         return (
             self.allow_any
             or origin in self.origins
             or (self.regex is not None and self.regex.fullmatch(origin) is not None)
         )
+
+
+# scheme://host[:port] and nothing else: a DNS name (letters, digits, hyphens, dots), IPv4 or [IPv6]
+_ORIGIN = re.compile(
+    r"(?P<scheme>https?)://"
+    r"(?P<host>(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?|\[[0-9a-f:.]+\])"
+    r"(?::(?P<port>[0-9]{1,5}))?",
+    re.IGNORECASE,
+)
+
+
+def well_formed_origin(origin: str) -> bool:
+    """True for ``scheme://host[:port]`` only: no path, query, fragment, user info, spaces or control
+    characters (an Origin header never has them; a regex must not be fooled by them)."""
+    match = _ORIGIN.fullmatch(origin)
+    if match is None or len(origin) > 300:
+        return False
+    port = match.group("port")
+    return port is None or 0 < int(port) <= 65535
 
 
 def valid_request_id(value: str | None) -> str | None:
@@ -72,10 +101,13 @@ def valid_request_id(value: str | None) -> str | None:
 class EdgeMiddleware:
     """Pure ASGI. ``max_body_bytes=None`` disables the body limit."""
 
-    def __init__(self, app: ASGIApp, *, cors: CorsPolicy, max_body_bytes: int | None) -> None:
+    def __init__(
+        self, app: ASGIApp, *, cors: CorsPolicy, max_body_bytes: int | None, body_timeout_s: float | None = None
+    ) -> None:
         self.app = app
         self.cors = cors
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -170,10 +202,21 @@ class EdgeMiddleware:
 
         started = False
         received = 0
+        body_done = False
+        timeout = self.body_timeout_s
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done or timeout is None:
+                message = await receive()  # after the body: waiting for a disconnect is unbounded
+            else:
+                try:
+                    message = await asyncio.wait_for(receive(), timeout)
+                except TimeoutError:
+                    log.info("request body stalled", extra={"received": received, "path": scope.get("path")})
+                    raise BodyTimeout() from None
+            if message["type"] == "http.request" and not message.get("more_body", False):
+                body_done = True
             if limit is not None and message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
@@ -189,6 +232,19 @@ class EdgeMiddleware:
 
         try:
             await self.app(scope, limited_receive, decorated_send)
+        except asyncio.CancelledError:
+            # uvicorn cancels what is still running when its graceful-shutdown timeout passes; it would
+            # answer a bare plain-text 500. Answer the JSON 503 ``draining`` instead, then let it end.
+            if not started:
+                log.warning("request cancelled at shutdown", extra={"path": scope.get("path"), "state": "draining"})
+                body = envelope_bytes(
+                    "draining", "The service is shutting down; retry on another instance.", request_id,
+                    retry_after=DRAINING_RETRY_AFTER, status="draining",
+                )  # fmt: skip
+                extra = {"Retry-After": str(DRAINING_RETRY_AFTER), "Connection": "close"}
+                with contextlib.suppress(Exception):
+                    await self._send_json(send, 503, body, origin, request_id, extra)
+            raise
         except BodyTooLarge:
             if not started:
                 body = envelope_bytes("payload_too_large", MESSAGE_BY_STATUS[413], request_id)

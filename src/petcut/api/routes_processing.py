@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -16,7 +15,16 @@ from petcut import effects
 from petcut.api.deps import get_pipeline, get_settings, unless_disconnected
 from petcut.api.errors import ApiError
 from petcut.api.openapi import ERROR_RESPONSES, IMAGE_RESPONSE, error_responses, upload_body
-from petcut.api.uploads import MULTIPART_SLACK, is_form, read_form, single_file, text_field
+from petcut.api.params import (
+    MARGIN_PATTERN,
+    MAX_MARGIN_PERCENT,
+    MAX_MARGIN_PX,
+    ParamError,
+    parse_effect_params,
+    parse_image_json,
+    parse_margin,
+)
+from petcut.api.uploads import MULTIPART_SLACK, SMALL_FIELD, is_form, read_form, single_file, text_field
 from petcut.config import Settings
 from petcut.imaging import expand_box, media_type, normalize_format, parse_hex_color
 from petcut.pipeline import EffectsResult, NoSubjectError, Pipeline, RemoveOptions
@@ -51,7 +59,10 @@ def colour(value: str | None, param: str = "bg_color") -> tuple[int, int, int] |
 
 def margin(value: str) -> str:
     try:
-        expand_box((0, 0, 1, 1), value, 1, 1)
+        parsed = parse_margin(value)
+        expand_box((0, 0, 1, 1), str(parsed), 1, 1)
+    except ParamError as exc:
+        raise bad(exc.field, exc.message) from None
     except ValueError as exc:
         raise bad("crop_margin", str(exc)) from None
     return value.strip()
@@ -82,14 +93,12 @@ def effect_names(*candidates: str | None) -> list[str]:
 
 def effect_parameters(raw: str | None, names: list[str]) -> dict[str, dict[str, Any]]:
     """``effect_params`` JSON ``{effect: {param: value}}`` → full validated parameters per effect."""
-    given: Any = {}
+    given: dict[str, dict[str, Any]] = {}
     if raw:
         try:
-            given = json.loads(raw)
-        except ValueError:
-            raise bad("effect_params", "not valid JSON; expected {\"effect\": {\"param\": value}}") from None
-        if not isinstance(given, dict) or not all(isinstance(v, dict) for v in given.values()):
-            raise bad("effect_params", "expected a JSON object of objects: {\"effect\": {\"param\": value}}")
+            given = parse_effect_params(raw)
+        except ParamError as exc:
+            raise bad(exc.field, exc.message) from None
     for name in given:
         if not is_effect(name):
             raise bad("effect_params", f"unknown effect {name!r}; valid effects: {', '.join(effects.names())}")
@@ -127,7 +136,13 @@ async def list_effects() -> dict[str, Any]:
 
 @router.post(
     "/api/v2/process-with-effects",
-    openapi_extra=upload_body(extra_fields={"effects": {"type": "string"}, "form_effects": {"type": "string"}}),
+    openapi_extra=upload_body(
+        extra_fields={
+            "effects": {"type": "string"},
+            "form_effects": {"type": "string"},
+            "effect_params": {"type": "string", "description": 'JSON {"effect": {"param": value}}'},
+        }
+    ),
     responses={**IMAGE_RESPONSE, **ERROR_RESPONSES},
 )
 async def process_with_effects(
@@ -138,7 +153,9 @@ async def process_with_effects(
     ] = None,
     effect: Annotated[str | None, Query(description=f"one effect (default {DEFAULT_EFFECT})")] = None,
     return_all_effects: Annotated[bool, Query(description="JSON with every effect as base64")] = False,
-    effect_params: Annotated[str | None, Query(description='JSON {"effect": {"param": value}}')] = None,
+    effect_params: Annotated[
+        str | None, Query(max_length=SMALL_FIELD, description='JSON {"effect": {"param": value}}')
+    ] = None,
     use_cache: Annotated[bool, Query()] = True,
     session_id: Annotated[str | None, Query(pattern=f"^{ID_PATTERN}$")] = None,
     output_format: Annotated[Format, Query(description="png (default), webp or jpeg")] = "png",
@@ -200,7 +217,15 @@ async def remove_background(
     format: Annotated[Format, Query(description="png (default), webp or jpeg")] = "png",
     bg_color: Annotated[str | None, Query(description="composite on this hex colour instead of transparency")] = None,
     crop: Annotated[bool, Query(description="crop to the subject's bounding box")] = False,
-    crop_margin: Annotated[str, Query(description="margin around the crop: pixels ('12') or percent ('10%')")] = "0",
+    crop_margin: Annotated[
+        str,
+        Query(
+            max_length=32,
+            pattern=MARGIN_PATTERN,
+            description=f"margin around the crop: pixels ('12', at most {MAX_MARGIN_PX}) or percent ('10%', "
+            f"at most {MAX_MARGIN_PERCENT}%)",
+        ),
+    ] = "0",
     max_side: Annotated[int | None, Query(ge=1, le=65500, description="longest side of the output")] = None,
     use_cache: Annotated[bool, Query()] = True,
     pipeline: Pipeline = Depends(get_pipeline),
@@ -240,12 +265,12 @@ async def upload_or_json_image(request: Request, limit: int) -> bytes:
     if not request.headers.get("content-type", "").lower().startswith("application/json"):
         raise ApiError(400, "bad_request", "Send the image as multipart 'file' or JSON {\"image_b64\": ...}.")
     try:
-        payload = json.loads(await request.body())
-    except ValueError:
-        raise ApiError(400, "bad_request", "The JSON body is not valid JSON.") from None
-    encoded = payload.get("image_b64") if isinstance(payload, dict) else None
-    if not isinstance(encoded, str) or not encoded:
-        raise ApiError(400, "missing_file", "The JSON body needs a non-empty 'image_b64' string.")
+        encoded = parse_image_json(await request.body()).image_b64
+    except ParamError as exc:
+        if exc.field == "image_b64":
+            raise ApiError(400, "missing_file", "The JSON body needs a non-empty 'image_b64' string.") from None
+        message = "The JSON body is not valid JSON (or is nested too deeply)."
+        raise ApiError(400, "bad_request", message, field="body") from None
     if encoded.startswith("data:"):
         encoded = encoded.partition(",")[2]
     try:

@@ -5,20 +5,26 @@ and, for the local backend, ``GET /images/{key}`` serving the stored bytes. The 
 ``request.app.state.image_store`` (``petcut.storage.open_store(settings)``). Errors use the service's
 envelope ``{"success": false, "error": {"code", "message", "request_id"}}``: 400 ``invalid_identifier`` /
 ``invalid_parameter``, 404 ``not_found``, 413 ``payload_too_large``, 415 ``unsupported_media_type``,
+422 ``invalid_image`` (and the decoder's other codes), 429/413 ``session_quota_exceeded``,
 503 ``storage_unavailable`` with ``Retry-After``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+from collections.abc import Iterator
 from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from petcut.api.deps import CpuPool, unless_disconnected
 from petcut.api.openapi import error_responses
 from petcut.api.uploads import MULTIPART_SLACK, SMALL_FIELD, read_form, single_file, text_field
+from petcut.config import Settings
 from petcut.storage import (
     ImageNotFound,
     ImageStore,
@@ -27,7 +33,8 @@ from petcut.storage import (
     Tier,
     parse_key,
 )
-from petcut.storage.ids import ID_PATTERN, TEXT_LIMITS
+from petcut.storage.admission import check_quota, verify_image
+from petcut.storage.ids import ID_PATTERN, TEXT_LIMITS, validate_id, validate_tier
 
 log = logging.getLogger("petcut.api.storage")
 
@@ -43,6 +50,52 @@ def get_image_store(request: Request) -> ImageStore:
     if store is None:
         raise StorageUnavailable("Image storage is not configured.")
     return store
+
+
+class _SessionLocks:
+    """A lock per session with an upload being counted and stored (threads: the store calls block)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
+
+    @contextlib.contextmanager
+    def hold(self, session_id: str) -> Iterator[None]:
+        with self._guard:
+            lock, users = self._locks.get(session_id, (threading.Lock(), 0))
+            self._locks[session_id] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                lock, users = self._locks[session_id]
+                if users <= 1:
+                    del self._locks[session_id]
+                else:
+                    self._locks[session_id] = (lock, users - 1)
+
+
+def _session_locks(request: Request) -> _SessionLocks:
+    locks = getattr(request.app.state, "store_session_locks", None)
+    if locks is None:
+        locks = request.app.state.store_session_locks = _SessionLocks()
+    return locks
+
+
+def _put_within_quota(
+    locks: _SessionLocks, store: ImageStore, session_id: str, data: bytes, settings: Settings, **put: Any
+) -> StoredImage:
+    """Count the session's images and bytes and store the new one, one upload of a session at a time."""
+    with locks.hold(session_id):
+        check_quota(
+            store,
+            session_id,
+            len(data),
+            max_images=settings.store_max_images_per_session,
+            max_bytes=int(settings.store_max_mb_per_session * 1024 * 1024),
+        )
+        return store.put(session_id, put.pop("image_type"), data, **put)
 
 
 def _absolute(request: Request, image: StoredImage) -> StoredImage:
@@ -102,18 +155,43 @@ _IMAGE_BYTES = {
 
 
 @router.post(
-    "/store-image", openapi_extra=_STORE_IMAGE_BODY, responses=error_responses(400, 401, 413, 415, 429, 500, 503)
+    "/store-image",
+    openapi_extra=_STORE_IMAGE_BODY,
+    responses=error_responses(400, 401, 413, 415, 422, 429, 500, 503),
 )
 async def store_image(request: Request, store: ImageStore = Depends(get_image_store)) -> dict[str, Any]:
-    """Store a customer image; the content type comes from its bytes. Answers its URL."""
+    """Store a customer image; the content type comes from its bytes. Answers its URL.
+
+    Only real images are kept: the file must decode completely as the format its bytes claim (415 not an
+    accepted image or markup inside, 422 corrupt, 413 too many pixels); a session holds at most
+    ``PETCUT_STORE_MAX_IMAGES_PER_SESSION`` images (429) and ``PETCUT_STORE_MAX_MB_PER_SESSION`` MB (413)."""
+    settings: Settings = request.app.state.settings
     async with read_form(request, limit=store.max_bytes + MULTIPART_SLACK, max_files=2, required=True) as form:
         data = await single_file(form, limit=store.max_bytes)
         fields = {name: text_field(form, name) for name in _TEXT_FIELDS}
+    session_id = validate_id("session_id", fields["session_id"])  # type: ignore[arg-type] - None → 400
+    validate_id("image_type", fields["image_type"])  # type: ignore[arg-type]
+    validate_tier(fields["tier"] or Tier.TEMPORARY)
+    cpu: CpuPool = request.app.state.cpu
+    await unless_disconnected(  # a real, fully decodable image, by the processing routes' bounded decoder
+        request,
+        cpu.run(
+            verify_image,
+            data,
+            max_bytes=store.max_bytes,
+            max_pixels=settings.max_pixels,
+            max_scans=settings.max_jpeg_scans,
+            timeout_s=settings.decode_timeout_s,
+        ),
+    )
     image = await run_in_threadpool(
-        store.put,
-        fields["session_id"],  # type: ignore[arg-type] - validated by put (None → invalid_identifier)
-        fields["image_type"],  # type: ignore[arg-type]
+        _put_within_quota,
+        _session_locks(request),
+        store,
+        session_id,
         data,
+        settings,
+        image_type=fields["image_type"],
         tier=fields["tier"] or Tier.TEMPORARY,
         pet_name=fields["pet_name"],
         pet_id=fields["pet_id"],

@@ -68,7 +68,7 @@ async def read_form(request: Request, *, limit: int, max_files: int, required: b
     except _TooLarge:
         raise too_large(limit) from None
     except StarletteHTTPException as exc:  # malformed multipart, too many files or fields
-        if exc.status_code == 413:  # the edge middleware's streaming limit
+        if exc.status_code in (408, 413):  # the edge middleware's streaming limit and body timeout
             raise
         raise ApiError(400, "bad_request", f"Malformed form body: {exc.detail}") from None
     try:

@@ -68,10 +68,10 @@ class Param:
             raise self._fail(effect, f"expected {kind}, got {value!r}")
         try:
             number = float(value)
-        except ValueError:
-            raise self._fail(effect, f"expected {kind}, got {value!r}") from None
+        except (ValueError, OverflowError):  # OverflowError: an int too large for a float (issue 15)
+            raise self._fail(effect, f"expected {kind} within range, got {_short(value)}") from None
         if not math.isfinite(number):
-            raise self._fail(effect, f"expected a finite number, got {value!r}")
+            raise self._fail(effect, f"expected a finite number, got {_short(value)}")
         if self.type == "float":
             return number
         if not number.is_integer():
@@ -108,6 +108,11 @@ def validate(effect: str, schema: Sequence[Param], params: Mapping[str, Any] | N
     for p in schema:
         out[p.name] = p.coerce(effect, params[p.name]) if p.name in params else _copy_default(p)
     return out
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 def _copy_default(p: Param) -> Any:

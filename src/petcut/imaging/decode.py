@@ -28,11 +28,11 @@ from __future__ import annotations
 import struct
 import threading
 from dataclasses import dataclass
-from io import BytesIO
 
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
+from petcut.imaging import bounds
 from petcut.imaging.color import SRGB_TAGS, OutputTags, to_working_space
 from petcut.imaging.errors import (
     DecompressionBomb,
@@ -188,11 +188,20 @@ def _unsupported_message(detected: str | None) -> str:
     return f"{what} Accepted formats: {accepted} (animated images: first frame)."
 
 
-def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, color: str = "srgb") -> DecodedImage:
+def decode_image(
+    data: bytes,
+    *,
+    max_bytes: int,
+    max_pixels: int,
+    color: str = "srgb",
+    max_scans: int | None = None,
+    timeout_s: float | None = None,
+) -> DecodedImage:
     """Decode an uploaded image; raise an ``ImageError`` subclass for anything unusable.
 
     ``color``: ``srgb`` converts an embedded ICC profile to sRGB, ``preserve`` keeps RGB pixels and the
-    profile for the outputs (``petcut.imaging.color``)."""
+    profile for the outputs (``petcut.imaging.color``). ``max_scans`` and ``timeout_s``: the bounds of
+    :mod:`petcut.imaging.bounds` (None: unbounded)."""
     if not isinstance(data, bytes | bytearray | memoryview):
         raise TypeError(f"decode_image expects bytes, got {type(data).__name__}")
     if max_bytes < 1 or max_pixels < 1:
@@ -207,9 +216,12 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, color: str = "
     sniffed = sniff_format(data)
     if sniffed is not None and sniffed not in ACCEPTED_FORMATS:
         raise UnsupportedImageFormat(_unsupported_message(sniffed))
+    if sniffed == "jpeg" and max_scans is not None:
+        bounds.check_jpeg_scans(data, max_scans)
 
     try:
-        with Image.open(BytesIO(data), formats=_pillow_formats()) as im:
+        with Image.open(bounds.BoundedStream.for_decode(data, timeout_s), formats=_pillow_formats()) as im:
+            bounds.bound_chunks(im)
             return _decode_opened(im, data, max_pixels, color)
     except ImageError:
         raise

@@ -527,6 +527,14 @@ class ModelRuntime:
             self._refresh()
             state = self._state
             if state in (State.READY, State.DEGRADED):
+                if self.worker.depth >= self.worker.max_queue:  # refuse before decoding (issue 15)
+                    self.metrics.inc("petcut_inference_failures_total", reason="rejected")
+                    raise Unavailable(
+                        "The service is at capacity; retry shortly.",
+                        code="overloaded",
+                        retry_after=self.worker.retry_after(),
+                        state=state,
+                    )
                 return
             if state is State.NOT_LOADED:
                 start_attempts = self.settings.load_attempts

@@ -94,6 +94,7 @@ class InferenceWorker:
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._pending = 0
+        self._waiting: set[_Job] = set()  # queued jobs, for refuse_queued
         self._running: _Job | None = None
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -136,6 +137,35 @@ class InferenceWorker:
         """A guess at when a rejected request could get in: the queue ahead times a job's duration."""
         return max(1, min(60, math.ceil(self._ema_seconds * (self._pending + 1))))
 
+    @property
+    def job_seconds(self) -> float:
+        """Running estimate of one job's duration."""
+        return self._ema_seconds
+
+    # --- draining (SIGTERM; event loop only) ------------------------------------------------------
+    def refuse_queued(self, error: Callable[[], Unavailable]) -> int:
+        """Answer every job still waiting to start with ``error()`` (they are never run). Returns how many."""
+        with self._lock:
+            jobs = [job for job in self._waiting if job.state is _JobState.QUEUED]
+            for job in jobs:
+                job.state = _JobState.CANCELLED
+                self._pending -= 1
+            self._waiting.clear()
+            self._metrics.set("petcut_inference_queue_depth", self._pending)
+        for job in jobs:
+            _resolve(job.started, None, None)
+            _resolve(job.done, None, error())
+        return len(jobs)
+
+    def abandon_running(self, error: Callable[[], Unavailable]) -> bool:
+        """Answer the running job's caller with ``error()`` now; the thread finishes it unobserved."""
+        job = self._running
+        if job is None or job.done.done():
+            return False
+        job.abandoned = True
+        _resolve(job.done, None, error())
+        return True
+
     # --- submit ----------------------------------------------------------------------------------
     async def run(
         self,
@@ -172,6 +202,7 @@ class InferenceWorker:
                 self._metrics.inc("petcut_inference_failures_total", reason="rejected")
                 raise Unavailable("The service is at capacity; retry shortly.", code="overloaded", retry_after=retry)
             self._pending += 1
+            self._waiting.add(job)
             self._metrics.set("petcut_inference_queue_depth", self._pending)
         self._queue.put(job)
         try:
@@ -197,6 +228,7 @@ class InferenceWorker:
                 expired = job.state is _JobState.QUEUED
                 if expired:
                     job.state = _JobState.EXPIRED
+                    self._waiting.discard(job)
                     self._pending -= 1
                     self._metrics.set("petcut_inference_queue_depth", self._pending)
             if expired:
@@ -218,6 +250,7 @@ class InferenceWorker:
         with self._lock:
             if job.state is _JobState.QUEUED:
                 job.state = _JobState.CANCELLED
+                self._waiting.discard(job)
                 self._pending -= 1
                 self._metrics.set("petcut_inference_queue_depth", self._pending)
             else:
@@ -235,6 +268,7 @@ class InferenceWorker:
             with self._lock:
                 if job.state is not _JobState.QUEUED:
                     continue
+                self._waiting.discard(job)
                 self._pending -= 1
                 self._metrics.set("petcut_inference_queue_depth", self._pending)
                 if job.queue_deadline is not None and now > job.queue_deadline:

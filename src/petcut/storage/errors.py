@@ -61,3 +61,15 @@ class StorageUnavailable(StorageError):
     def __init__(self, message: str = "Image storage is unavailable; retry shortly.", *, retry_after: int = 5):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class SessionQuotaExceeded(StorageError):
+    """A session already holds as many images (429) or bytes (413) as it may (issue 15)."""
+
+    http_status = 429
+    code = "session_quota_exceeded"
+    retry_after: int | None = None
+
+    def __init__(self, message: str, *, http_status: int = 429) -> None:
+        super().__init__(message)
+        self.http_status = http_status
