@@ -99,7 +99,7 @@ def prepare_artifact(ckpt: Path, mode: str, weights_dir: Path) -> float:
     env.update(PETCUT_CHECKPOINT=str(ckpt), PETCUT_MODE=mode, PETCUT_WEIGHTS_DIR=str(weights_dir))
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "petcut", "weights", "prepare"], env=env, check=True,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     return time.perf_counter() - started
 
 
