@@ -93,11 +93,8 @@ def locate(settings: Settings) -> Path:
 
 # --- checks -------------------------------------------------------------------------------------------
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _stamp_path(path: Path) -> Path:

@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 
 FORMAT = 1
 XML, BIN, META = "model.xml", "model.bin", "meta.json"
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -68,11 +67,8 @@ def cache_dir(settings: Settings) -> Path:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def checkpoint_md5(settings: Settings, path: Path) -> str:
