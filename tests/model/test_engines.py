@@ -217,3 +217,39 @@ def test_prepare_command_is_idempotent(random_checkpoint: Path, prepared_weights
     assert "prepared:" in result.output
     meta = json.loads((artifact_dir(weights) / prepare.META).read_text())
     assert meta["base_size"] == 384 and meta["model"] == "inspyrenet"
+
+
+# --- fault classes ------------------------------------------------------------------------------------
+class _FailingRequest:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def infer(self, inputs: object) -> object:
+        raise self.error
+
+
+def _engine_raising(error: BaseException):
+    import threading
+
+    from petcut.model.engine_openvino import OpenVinoEngine
+
+    engine = object.__new__(OpenVinoEngine)  # the compiled network is not what is under test
+    engine._request, engine._lock, engine._compiled = _FailingRequest(error), threading.Lock(), None
+    return engine
+
+
+@pytest.mark.parametrize("error", [MemoryError(), RuntimeError("std::bad_alloc"), RuntimeError("Out of memory")])
+def test_openvino_out_of_memory_is_the_runtimes_oom_fault(error: BaseException) -> None:
+    from petcut.model.runtime_errors import Fault, classify
+
+    with pytest.raises(ModelError) as caught:
+        _engine_raising(error).run(np.zeros((1, 3, 32, 32), np.float32))
+    assert classify(caught.value) is Fault.OOM
+
+
+def test_other_openvino_errors_are_failed_requests_not_a_poisoned_instance() -> None:
+    from petcut.model.runtime_errors import Fault, classify
+
+    with pytest.raises(RuntimeError, match="shape") as caught:
+        _engine_raising(RuntimeError("input shape mismatch")).run(np.zeros((1, 3, 32, 32), np.float32))
+    assert classify(caught.value) is Fault.OTHER
