@@ -41,6 +41,12 @@ run: venv
 test: venv
 	$(BIN)/python -m pytest
 
+bench: venv
+	$(BIN)/python bench/compare_reference.py --runs 5 --torch
+	$(BIN)/python bench/engines.py --runs 3
+	$(BIN)/python bench/effects.py
+	$(BIN)/python bench/quality.py
+
 test-fast: venv
 	$(BIN)/python -m pytest -m "not slow"
 

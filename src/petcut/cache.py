@@ -32,7 +32,7 @@ def content_digest(data: bytes) -> str:
 def cache_key(settings: Settings, digest: str, kind: str, **parts: object) -> str:
     """The key for one result of ``kind`` (e.g. "cutout", "effect") of the image with ``digest``."""
     model = {
-        "model": settings.model_id,  # issue 14: inspyrenet-<mode> or isnet-<variant>
+        "model": settings.model_id,  # inspyrenet-<mode> or isnet-<variant>
         "mode": settings.mode,
         "resize": settings.resize,
         "precision": settings.precision,

@@ -36,7 +36,7 @@ def default_cache_dir() -> Path:
     return Path(base) / "petcut"
 
 
-# --- abuse resistance (issue 9) ---
+# --- abuse resistance ---
 #: Routes no rate limit or API key requirement ever applies to (probes, metrics); /ui/ too.
 NEVER_LIMITED = frozenset({"/health", "/ready", "/metrics"})
 _KEY_HASH = re.compile(r"sha256:[0-9a-f]{64}")
@@ -129,7 +129,7 @@ class Settings(BaseSettings):
     cors_origin_regex: str | None = Field(None, validation_alias=_env("CORS_ORIGIN_REGEX"))
     data_dir: Path = Field(default_factory=lambda: default_cache_dir() / "data", validation_alias=_env("DATA_DIR"))
 
-    # --- runtime / service (issue 3) ----------------------------------------------------------
+    # --- runtime / service ----------------------------------------------------------
     max_queue: int = Field(
         8,
         ge=0,
@@ -215,7 +215,7 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
     redis_timeout_s: float = Field(0.25, gt=0, le=10, validation_alias=_env("REDIS_TIMEOUT_S"))
 
-    # --- customer image storage (issue 7) ---
+    # --- customer image storage ---
     storage_url: str | None = Field(
         None,
         validation_alias=_env("STORAGE_URL"),
@@ -254,7 +254,7 @@ class Settings(BaseSettings):
         return value or None
     # --- end customer image storage ---
 
-    # --- abuse resistance (issue 9) ---
+    # --- abuse resistance ---
     rate_limit_per_minute: int = Field(
         30,
         ge=0,
@@ -360,7 +360,7 @@ class Settings(BaseSettings):
         return value
     # --- end abuse resistance ---
 
-    # --- colour management (issue 13) ---
+    # --- colour management ---
     color: Literal["srgb", "preserve"] = Field(
         "srgb",
         validation_alias=_env("COLOR"),
@@ -373,7 +373,7 @@ class Settings(BaseSettings):
         return value.strip().lower() if isinstance(value, str) else value
 
     # --- end colour management ---
-    # --- hardening (issue 15) ---
+    # --- hardening ---
     max_jpeg_scans: int = Field(
         64,
         ge=1,
@@ -426,7 +426,7 @@ class Settings(BaseSettings):
     )
     # --- end hardening ---
 
-    # --- IS-Net model (issue 14) ---
+    # --- IS-Net model ---
     isnet_variant: Literal["medium", "small"] = Field(
         "medium",
         validation_alias=_env("ISNET_VARIANT"),

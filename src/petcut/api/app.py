@@ -37,7 +37,7 @@ log = logging.getLogger("petcut.api")
 Loader = Callable[[Settings], Segmenter]
 
 LOGGED_SETTINGS = {
-    "model", "isnet_variant", "model_fallback",  # issue 14
+    "model", "isnet_variant", "model_fallback",
     "mode", "resize", "target_size", "device", "precision", "foreground", "max_upload_mb", "max_pixels",
     "host", "port", "log_level", "skip_model_preload", "min_instances", "cors_origins", "max_queue",
     "queue_timeout_s", "inference_timeout_s", "cpu_workers", "load_attempts", "shutdown_timeout_s",
@@ -134,7 +134,7 @@ def create_app(settings: Settings | None = None, *, load_segmenter: Loader | Non
     app.state.metrics = metrics
     app.state.started_at = started_at
     install_error_handlers(app)
-    ratelimit.install(app, settings)  # rate limits + API keys, inside EdgeMiddleware (issue 9)
+    ratelimit.install(app, settings)  # rate limits + API keys, inside EdgeMiddleware
     app.include_router(routes_health.router)
     app.include_router(routes_processing.router)
     app.include_router(routes_storage.router)

@@ -1,4 +1,4 @@
-"""Slow or lying clients (issue 15, finding 4): bounds at the connection level, below the ASGI app.
+"""Slow or lying clients: bounds at the connection level, below the ASGI app.
 
 :func:`guarded_protocol` wraps uvicorn's HTTP protocol class:
 

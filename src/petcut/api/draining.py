@@ -1,4 +1,4 @@
-"""SIGTERM with work in flight (issue 15, finding 3): every request gets a real answer before the
+"""SIGTERM with work in flight: every request gets a real answer before the
 process exits.
 
 :func:`drain` runs on the event loop from the first SIGTERM, alongside uvicorn's graceful shutdown

@@ -1,4 +1,4 @@
-"""Pydantic models for the request parameters that are more than a plain scalar (issue 15, finding 2).
+"""Pydantic models for the request parameters that are more than a plain scalar.
 
 Hand-written checks let a deeply nested JSON body (``RecursionError``), a 400-digit number
 (``OverflowError``) or a huge ``crop_margin`` percentage reach code that raised a 500. These models

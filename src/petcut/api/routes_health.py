@@ -25,7 +25,7 @@ SERVICE_NAME = "petcut"
 
 
 def model_choice(settings: Settings) -> dict[str, str]:
-    """Which model serves and why (issue 14): ``model_id``, ``model_choice`` and, on a fallback, ``model_note``."""
+    """Which model serves and why: ``model_id``, ``model_choice`` and, on a fallback, ``model_note``."""
     info = {"model_id": settings.model_id, "model_choice": settings.model_choice}
     if settings.model_note:
         info["model_note"] = settings.model_note
@@ -54,7 +54,7 @@ async def health(request: Request, runtime: ModelRuntime = Depends(get_runtime))
 async def ready(request: Request, runtime: ModelRuntime = Depends(get_runtime)) -> JSONResponse:
     status = runtime.status()
     body = {"status": str(status.state), "reason": status.reason, "since": status.since, "engine": status.engine}
-    body.update(model_choice(request.app.state.settings))  # issue 14
+    body.update(model_choice(request.app.state.settings))
     if status.state is State.READY:
         return JSONResponse({"success": True, "ready": True, **body})
     body.update(
@@ -80,7 +80,7 @@ async def root(
         "state": str(status.state),
         "model": status.description,
         "engine": status.engine,
-        **model_choice(settings),  # issue 14
+        **model_choice(settings),
         "queue": {"depth": status.queue_depth, "in_flight": status.in_flight, "max": settings.max_queue},
     }
 

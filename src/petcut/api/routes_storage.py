@@ -1,4 +1,4 @@
-"""Customer image storage routes (api.md, "Customer image storage").
+"""Customer image storage routes (docs/api.md, docs/storage.md).
 
 ``POST /store-image``, ``GET /session/{session_id}/images``, ``POST /session/{session_id}/complete-order``
 and, for the local backend, ``GET /images/{key}`` serving the stored bytes. The store comes from

@@ -1,4 +1,4 @@
-"""Print effects: one module per effect, discovered by the registry (see shared/spec/effects.md).
+"""Print effects: one module per effect, discovered by the registry (what each computes: docs/effects.md).
 
 >>> from petcut import effects
 >>> out = effects.apply("enhancedblackwhite", rgba, {"grain_strength": 0.05})

@@ -68,7 +68,7 @@ class Param:
             raise self._fail(effect, f"expected {kind}, got {value!r}")
         try:
             number = float(value)
-        except (ValueError, OverflowError):  # OverflowError: an int too large for a float (issue 15)
+        except (ValueError, OverflowError):  # OverflowError: an int too large for a float
             raise self._fail(effect, f"expected {kind} within range, got {_short(value)}") from None
         if not math.isfinite(number):
             raise self._fail(effect, f"expected a finite number, got {_short(value)}")

@@ -2,7 +2,7 @@
 
 A progressive JPEG may repeat a tiny scan thousands of times; each repeat costs a pass over every
 coefficient of the image (~0.4 ms at 23 MP), so a 0.5 MB file could burn seconds of CPU and a 50 MB
-one minutes, while staying under every byte and pixel limit (issue 15). Three bounds, all checked by
+one minutes, while staying under every byte and pixel limit. Three bounds, all checked by
 :func:`petcut.imaging.decode.decode_image`:
 
 * :func:`check_jpeg_scans`: the SOS markers are counted before any pixel is decoded (a C-speed byte

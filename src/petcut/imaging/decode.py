@@ -1,6 +1,6 @@
 """Bytes → oriented 8-bit RGB (+ alpha), with limits checked before any pixel is decoded.
 
-Order of checks (spec/api.md "Inputs", spec/reliability.md "Bad input"):
+Order of checks (docs/security.md):
 
 1. zero bytes → ``EmptyImage`` (400); more than ``max_bytes`` → ``PayloadTooLarge`` (413);
 2. a magic number of a known but refused format (BMP, PDF, ...) → ``UnsupportedImageFormat`` (415);

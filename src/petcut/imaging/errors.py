@@ -1,7 +1,7 @@
 """Errors raised for images a client sent that cannot be used.
 
 Each class carries a stable snake_case ``code`` and the HTTP status that tells the truth about it
-(see spec/api.md); the API layer turns them into JSON error bodies. Messages are for a person and
+(docs/api.md); the API layer turns them into JSON error bodies. Messages are for a person and
 never contain file paths or library internals (the original exception is chained as ``__cause__``).
 """
 

@@ -1,6 +1,6 @@
 """The model runtime: one segmenter per process, its state machine, background load and warmup.
 
-States (design.md, reliability.md)::
+States (docs/architecture.md)::
 
     not_loaded → loading → warming → ready
     loading → failed (after retries)         failed → loading (circuit half-open, or /warmup)
@@ -527,7 +527,7 @@ class ModelRuntime:
             self._refresh()
             state = self._state
             if state in (State.READY, State.DEGRADED):
-                if self.worker.depth >= self.worker.max_queue:  # refuse before decoding (issue 15)
+                if self.worker.depth >= self.worker.max_queue:  # refuse before decoding
                     self.metrics.inc("petcut_inference_failures_total", reason="rejected")
                     raise Unavailable(
                         "The service is at capacity; retry shortly.",

@@ -1,4 +1,4 @@
-"""What the image store accepts (issue 15, finding 5): only real images, and a bounded amount per session.
+"""What the image store accepts: only real images, and a bounded amount per session.
 
 * :func:`verify_image`: the bytes must decode completely, with the same bounded decoder as the
   processing routes (byte and pixel limits, JPEG scan count, decode deadline), as the format their

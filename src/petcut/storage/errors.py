@@ -1,4 +1,4 @@
-"""Typed storage errors; each knows its HTTP status and stable error code (see api.md)."""
+"""Typed storage errors; each knows its HTTP status and stable error code (docs/storage.md)."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ class StorageUnavailable(StorageError):
 
 
 class SessionQuotaExceeded(StorageError):
-    """A session already holds as many images (429) or bytes (413) as it may (issue 15)."""
+    """A session already holds as many images (429) or bytes (413) as it may."""
 
     http_status = 429
     code = "session_quota_exceeded"
