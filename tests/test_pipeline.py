@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 
 from petcut import effects
-from petcut.cache import MemoryCache
+from petcut.cache import MemoryCache, pack, unpack
 from petcut.config import Settings
 from petcut.imaging import encode_image
-from petcut.pipeline import NoSubjectError, Pipeline, RemoveOptions, pack, unpack
+from petcut.pipeline import NoSubjectError, Pipeline, RemoveOptions
 
 
 class EllipseModel:

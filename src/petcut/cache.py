@@ -12,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import struct
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from petcut import __version__
 from petcut.config import Settings
@@ -221,3 +223,14 @@ def open_cache(settings: Settings) -> ResultCache:
             timeout_s=settings.redis_timeout_s,
         )
     return MemoryCache(int(settings.cache_max_mb * 1024 * 1024), max_item)
+
+
+# --- cache values: a small JSON header and the image bytes ----------------------------------------------
+def pack(meta: Mapping[str, Any], payload: bytes) -> bytes:
+    header = json.dumps(meta, separators=(",", ":")).encode()
+    return struct.pack(">I", len(header)) + header + payload
+
+
+def unpack(blob: bytes) -> tuple[dict[str, Any], bytes]:
+    (size,) = struct.unpack_from(">I", blob)
+    return json.loads(blob[4 : 4 + size]), blob[4 + size :]

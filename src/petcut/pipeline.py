@@ -9,9 +9,7 @@ repeated request does no model work (and, when every output is cached, no decodi
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import struct
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from petcut import effects
-from petcut.cache import ResultCache, cache_key, content_digest
+from petcut.cache import ResultCache, cache_key, content_digest, pack, unpack
 from petcut.config import Settings
 from petcut.imaging import (
     ImageError,
@@ -90,17 +88,6 @@ class ModelAccess(Protocol):
     def check_available(self) -> None: ...
 
     async def predict_alpha(self, rgb: np.ndarray, *, internal: bool = False) -> np.ndarray: ...
-
-
-# --- cache values: a small JSON header and the image bytes ----------------------------------------------
-def pack(meta: Mapping[str, Any], payload: bytes) -> bytes:
-    header = json.dumps(meta, separators=(",", ":")).encode()
-    return struct.pack(">I", len(header)) + header + payload
-
-
-def unpack(blob: bytes) -> tuple[dict[str, Any], bytes]:
-    (size,) = struct.unpack_from(">I", blob)
-    return json.loads(blob[4 : 4 + size]), blob[4 + size :]
 
 
 def _decode_png(data: bytes) -> tuple[np.ndarray, bytes | None]:
