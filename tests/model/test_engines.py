@@ -129,8 +129,12 @@ def test_missing_artifact_falls_back_to_torch_and_says_why(random_checkpoint: Pa
 
 
 def test_explicit_openvino_without_artifact_is_an_error(random_checkpoint: Path, tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match=r"PETCUT_ENGINE=openvino.*petcut weights prepare"):
+    from petcut.model.base import ArtifactUnusableError
+    from petcut.model.runtime import describe_load_error
+
+    with pytest.raises(ArtifactUnusableError, match=r"PETCUT_ENGINE=openvino.*petcut weights prepare") as caught:
         load_segmenter(settings_for(random_checkpoint, tmp_path, engine="openvino"))
+    assert "petcut weights prepare" in describe_load_error(caught.value)  # what /ready says
 
 
 @pytest.mark.slow

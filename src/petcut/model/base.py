@@ -37,6 +37,10 @@ class CheckpointInvalidError(ModelError):
     """The file is not a loadable InSPyReNet checkpoint (corrupt, wrong architecture)."""
 
 
+class ArtifactUnusableError(ModelError):
+    """PETCUT_ENGINE=openvino, but the prepared OpenVINO artifact is missing, stale or corrupt."""
+
+
 class DeviceUnavailableError(ModelError):
     """The configured device does not exist on this machine."""
 

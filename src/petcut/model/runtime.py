@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 from petcut.config import Settings
 from petcut.model.base import (
+    ArtifactUnusableError,
     CheckpointInvalidError,
     ChecksumMismatchError,
     DeviceUnavailableError,
@@ -88,6 +89,11 @@ def describe_load_error(exc: BaseException) -> str:
         return "The configured device is not available on this machine."
     if isinstance(exc, DownloadError):
         return "Downloading the model weights failed."
+    if isinstance(exc, ArtifactUnusableError):
+        return (
+            "PETCUT_ENGINE=openvino, but the prepared OpenVINO artifact is missing, stale or corrupt: "
+            "run `petcut weights prepare`."
+        )
     return f"The model could not be loaded ({type(exc).__name__})."
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from petcut.config import Settings
 from petcut.model import checkpoint
-from petcut.model.base import ModelError
+from petcut.model.base import ArtifactUnusableError, ModelError
 from petcut.model.engine_torch import resolve_device, resolve_precision
 from petcut.model.inspyrenet import InSPyReNet
 
@@ -151,7 +151,7 @@ def choose_engine(settings: Settings, device: str, path: Any, base_size: int) ->
     found = prepare.find(settings, path, base_size)
     if found.artifact is None:
         if settings.engine == "openvino":
-            raise ModelError(f"PETCUT_ENGINE=openvino but {found.reason}")
+            raise ArtifactUnusableError(f"PETCUT_ENGINE=openvino but {found.reason}")
         log.warning("OpenVINO artifact unusable, falling back to torch", extra={"reason": found.reason})
         return "torch", f"fallback: {found.reason}", None
     why = "PETCUT_ENGINE=openvino" if settings.engine == "openvino" else "auto: CPU with a verified prepared artifact"
