@@ -4,9 +4,6 @@ warmup and ordinary requests are quick, so the usual job duration is known and s
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import threading
 import time
 
 import numpy as np
@@ -14,7 +11,7 @@ import numpy as np
 from petcut.config import Settings
 from petcut.model.base import Segmenter
 from tests.api.fakes import FakeSegmenter, ellipse_alpha
-from tests.api.server_process import ROOT, ServerProcess
+from tests.api.server_process import ServerProcess
 
 SLOW_WIDTH = 333
 
@@ -41,15 +38,4 @@ def marked_slow_loader(settings: Settings) -> Segmenter:
 
 
 class HardeningServer(ServerProcess):
-    def __enter__(self) -> HardeningServer:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", SCRIPT],
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        threading.Thread(target=lambda: self.output.extend(self.process.stdout), daemon=True).start()  # type: ignore[arg-type, union-attr]
-        self.wait_ready()
-        return self
+    script = SCRIPT

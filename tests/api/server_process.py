@@ -30,7 +30,10 @@ def server_env(**extra: str) -> dict[str, str]:
 
 
 class ServerProcess:
-    """``with ServerProcess(PETCUT_...=...) as server:`` starts the server and waits for ``/ready``."""
+    """``with ServerProcess(PETCUT_...=...) as server:`` starts the server and waits for ``/ready``.
+    ``script`` is the Python the process runs (a subclass may serve with another loader)."""
+
+    script = SERVER
 
     def __init__(self, **env: str) -> None:
         self.port = free_port()
@@ -41,7 +44,7 @@ class ServerProcess:
 
     def __enter__(self) -> ServerProcess:
         self.process = subprocess.Popen(
-            [sys.executable, "-c", SERVER],
+            [sys.executable, "-c", self.script],
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.PIPE,
