@@ -22,15 +22,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 
+from machine import checkpoint_path, cpu_description
 from petcut.cache import MemoryCache
-from petcut.config import Settings, default_cache_dir
+from petcut.config import Settings
 from petcut.imaging import decode_image
 from petcut.pipeline import Pipeline, RemoveOptions
 
@@ -43,32 +43,6 @@ DEFAULT_IMAGE = (
     / "data/pets/polly.jpg"
 )
 TARGET = 0.05
-
-
-def cpu_description() -> str:
-    model, flags = platform.processor() or "?", ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            elif line.startswith("flags") and not flags:
-                wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "fma", "sse4_2")
-                flags = " ".join(f for f in line.split(":", 1)[1].split() if f in wanted)
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} CPUs, flags: {flags or '?'}"
-
-
-def checkpoint_path(explicit: str | None) -> Path:
-    if explicit:
-        return Path(explicit)
-    from petcut.model.random_checkpoint import build_random_checkpoint
-
-    path = default_cache_dir() / "bench" / "ckpt_random_seed0.pth"
-    if not path.is_file():
-        print(f"building the seeded random-weight checkpoint at {path} ...", flush=True)
-        build_random_checkpoint(path, mode="fast", seed=0)
-    return path
 
 
 class Model:

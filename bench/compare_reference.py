@@ -18,7 +18,6 @@ Printed: cold start to first served image (and petcut's /health and /ready times
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
@@ -32,6 +31,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 from PIL import Image
+
+from machine import checkpoint_path, cpu_description
 
 ROOT = Path(__file__).resolve().parents[1]
 PETS = ROOT.parent / "shared" / "data" / "pets"
@@ -64,33 +65,6 @@ np.save(os.environ["ALPHA_OUT"], np.asarray(alpha)[..., 0])
 print(json.dumps({"event": "done", "runs": runs, "map_runs": model,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}), flush=True)
 """
-
-
-def checkpoint_path(explicit: str | None) -> Path:
-    if explicit:
-        return Path(explicit)
-    from petcut.config import default_cache_dir
-    from petcut.model.random_checkpoint import build_random_checkpoint
-
-    path = default_cache_dir() / "bench" / "ckpt_random_seed0.pth"
-    if not path.is_file():
-        print(f"building the seeded random-weight checkpoint at {path} ...", flush=True)
-        build_random_checkpoint(path, mode="fast", seed=0)
-    return path
-
-
-def cpu_description() -> str:
-    """The CPU's model and the flags that decide the engines' speed (print with every benchmark)."""
-    model, flags = "unknown CPU", set()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    wanted = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8", "amx_tile")
-    return f"{model}; {os.cpu_count()} CPUs; flags: {' '.join(f for f in wanted if f in flags) or 'none of note'}"
 
 
 def prepare_artifact(ckpt: Path, mode: str, weights_dir: Path) -> float:

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from machine import cpu_description
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
@@ -32,20 +34,6 @@ from petcut.imaging import bounds  # noqa: E402
 from petcut.imaging.decode import decode_image  # noqa: E402
 
 PETS = ROOT.parent / "shared" / "data" / "pets"
-
-
-def cpu_description() -> str:
-    model, flags = platform.processor() or "unknown CPU", ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and model in ("", "unknown CPU", platform.processor()):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags") and not flags:
-                wanted = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "amx_tile", "fma", "sse4_2", "neon")
-                flags = " ".join(f for f in line.split(":", 1)[1].split() if f in wanted)
-    except OSError:
-        pass
-    return f"{model} ({os.cpu_count()} CPUs; flags: {flags or 'n/a'})"
 
 
 def reference(data: bytes) -> np.ndarray:

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_reference import checkpoint_path, cpu_description
+from machine import checkpoint_path, cpu_description
 
 
 def timed(fn, x: np.ndarray, runs: int) -> tuple[float, np.ndarray]:

@@ -16,7 +16,6 @@ seconds per photo of each column.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import time
@@ -25,31 +24,18 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from machine import cpu_description
+
 ROOT = Path(__file__).resolve().parents[1]
 LABELLED = ROOT.parent / "shared" / "data" / "labelled"
 REF = "standalone ORT fp32"
 
 
 def cpu_summary() -> str:
-    name, flags = platform.processor() or "?", set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                name = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    except OSError:
-        pass
-    wanted = ["avx2", "avx512f", "avx512_bf16", "amx_bf16", "avx512_vnni", "avx_vnni"]
-    shown = " ".join(flag for flag in wanted if flag in flags) or "none of " + " ".join(wanted)
     from petcut.model.engine_openvino import cpu_capability, openvino_version
 
     capability = cpu_capability()
-    return (
-        f"CPU: {name} ({len(__import__('os').sched_getaffinity(0))} usable cores); flags: {shown}\n"
-        f"OpenVINO {openvino_version()}: {capability.name}, native bf16: {capability.bf16}"
-    )
+    return f"CPU: {cpu_description()}\nOpenVINO {openvino_version()}: {capability.name}, native bf16: {capability.bf16}"
 
 
 def read_photo_standalone(path: Path) -> np.ndarray:
