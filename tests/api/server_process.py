@@ -43,6 +43,12 @@ class ServerProcess:
         self.process: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> ServerProcess:
+        self.start()
+        self.wait_ready()
+        return self
+
+    def start(self) -> None:
+        """Start the process (output collected in ``self.output``) without waiting for anything."""
         self.process = subprocess.Popen(
             [sys.executable, "-c", self.script],
             cwd=ROOT,
@@ -52,8 +58,6 @@ class ServerProcess:
             text=True,
         )
         threading.Thread(target=lambda: self.output.extend(self.process.stdout), daemon=True).start()  # type: ignore[arg-type, union-attr]
-        self.wait_ready()
-        return self
 
     def wait_ready(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout

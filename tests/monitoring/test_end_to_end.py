@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -18,44 +15,24 @@ import httpx
 import pytest
 
 from tests.api.conftest import jpeg_bytes
-from tests.api.server_process import ROOT, server_env
-from tests.conftest import free_port
+from tests.api.server_process import ServerProcess
 from tests.monitoring.prometheus import Prometheus
 from tests.monitoring.tools import DASHBOARD, RULES, dashboard_queries, tool
 
-SERVER = "from petcut.api.server import run\nrun()\n"
 
+class PetcutServer(ServerProcess):
+    """``petcut serve`` (the real loader) on a loopback port with ``checkpoint``, fast mode, CPU; entering
+    does not wait for /ready (the broken one never gets there)."""
 
-class PetcutServer:
-    """``petcut serve`` (the real loader) on a loopback port with ``checkpoint``, fast mode, CPU."""
+    script = "from petcut.api.server import run\nrun()\n"
 
     def __init__(self, checkpoint: Path) -> None:
-        self.port = free_port()
+        super().__init__(PETCUT_DEVICE="cpu", PETCUT_CHECKPOINT=str(checkpoint), PETCUT_LOAD_ATTEMPTS="1")
         self.target = f"127.0.0.1:{self.port}"
-        self.base = f"http://{self.target}"
-        self.env = server_env(
-            PETCUT_HOST="127.0.0.1", PETCUT_PORT=str(self.port), PETCUT_MODE="fast", PETCUT_DEVICE="cpu",
-            PETCUT_CHECKPOINT=str(checkpoint), PETCUT_LOAD_ATTEMPTS="1",
-        )  # fmt: skip
-        self.output: list[str] = []
-        self.process: subprocess.Popen[str] | None = None
 
     def __enter__(self) -> PetcutServer:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", SERVER], cwd=ROOT, env=self.env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        threading.Thread(target=lambda: self.output.extend(self.process.stdout), daemon=True).start()  # type: ignore[arg-type, union-attr]
+        self.start()
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
     def wait_state(self, *states: str, timeout: float = 240) -> str:
         deadline = time.monotonic() + timeout
