@@ -10,12 +10,16 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Send
+
+from petcut.errors import PetcutError
 
 from petcut.imaging.errors import ImageError
 from petcut.model.runtime_errors import DeadlineExceeded, RuntimeRejection, Unavailable
@@ -128,6 +132,46 @@ def envelope(
 
 def envelope_bytes(code: str, message: str, request_id: str, **kwargs: Any) -> bytes:
     return json.dumps(envelope(code, message, request_id, **kwargs), ensure_ascii=False).encode()
+
+
+def error_parts(error: PetcutError, request_id: str) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and JSON body for ``error``; a 503 always carries ``Retry-After`` and ``status``."""
+    retry_after, state = error.retry_after, error.state
+    if error.status == 503:
+        retry_after = retry_after or 5
+        state = state or "unavailable"
+    headers = dict(error.headers)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    body = envelope_bytes(
+        error.code,
+        error.message,
+        request_id,
+        retry_after=retry_after,
+        status=state,
+        extra=error.extra or None,
+        field=error.field,
+    )
+    return error.status, headers, body
+
+
+async def send_error(send: Send, error: PetcutError, request_id: str, headers: Mapping[str, str] | None = None) -> None:
+    """Write ``error`` as a whole JSON response on a raw ASGI ``send`` (middleware that answers before the
+    app runs). ``headers`` are added to the error's own (e.g. CORS, ``X-Request-ID``)."""
+    status, own, body = error_parts(error, request_id)
+    merged = {**own, **(headers or {})}
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in merged.items()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def error_response(

@@ -1,0 +1,51 @@
+"""The one error model: every error petcut raises on purpose derives from :class:`PetcutError`.
+
+Each class carries its HTTP ``status`` and a stable snake_case ``code`` (docs/api.md lists them); an instance
+may carry a ``retry_after`` (seconds), the ``field`` a client got wrong, the runtime ``state`` (on 503) and
+extra headers. The API layer has one handler for the whole family and one function that writes the JSON
+envelope (:mod:`petcut.api.errors`); layers below the API know nothing of HTTP beyond these numbers.
+Messages are for a person: no file paths, no library internals (the original exception is chained).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+
+class PetcutError(Exception):
+    """Base of every error petcut answers with on purpose. Subclasses set ``status``, ``code`` and
+    ``default_message``; an instance may override ``code`` (e.g. ``too_many_pixels`` on a 413)."""
+
+    status: ClassVar[int] = 500
+    code: str = "internal_error"
+    default_message: ClassVar[str] = "An internal error occurred; it has been logged."
+    #: documented in the OpenAPI error catalogue under this description (defaults to ``default_message``)
+    description: ClassVar[str | None] = None
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        retry_after: int | None = None,
+        field: str | None = None,
+        state: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status  # type: ignore[misc]  # an instance may answer another status (413 vs 429)
+        self.retry_after = retry_after if retry_after is None else max(1, int(retry_after))
+        self.field = field
+        self.state = None if state is None else str(state)
+        self.headers: dict[str, str] = dict(headers or {})
+        self.extra: dict[str, Any] = dict(extra or {})
+
+    def __str__(self) -> str:
+        return self.message
