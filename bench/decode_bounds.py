@@ -99,7 +99,7 @@ def main() -> None:
     print(f"{'all photos':<35}{total_ref * 1e3:>15.1f} ms{total_ours * 1e3:>15.1f} ms"
           f"{(total_ours / total_ref - 1) * 100:>+12.1f} %")  # fmt: skip
 
-    from tests.abuse.bombs import scan_bomb
+    from tests.support.bombs import scan_bomb
 
     bomb = scan_bomb(side=2400, repeats=2000)
     print(f"\nscan bomb: {len(bomb) / 1024:.0f} KiB progressive JPEG, 2400×2400, "

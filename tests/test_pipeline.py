@@ -14,31 +14,7 @@ from petcut.cache import MemoryCache, pack, unpack
 from petcut.config import Settings
 from petcut.imaging import encode_image
 from petcut.pipeline import NoSubjectError, Pipeline, RemoveOptions
-
-
-class EllipseModel:
-    """A deterministic 'model': an ellipse in the middle of the image (or nothing at all)."""
-
-    def __init__(self, empty: bool = False) -> None:
-        self.calls = 0
-        self.empty = empty
-
-    def check_available(self) -> None:
-        pass
-
-    async def predict_alpha(self, rgb: np.ndarray, *, internal: bool = False) -> np.ndarray:
-        self.calls += 1
-        height, width = rgb.shape[:2]
-        if self.empty:
-            return np.zeros((height, width), np.float32)
-        yy, xx = np.mgrid[0:height, 0:width]
-        inside = ((yy - height / 2) / (height / 4)) ** 2 + ((xx - width / 2) / (width / 4)) ** 2 <= 1
-        return inside.astype(np.float32)
-
-
-class ThreadExecutor:
-    async def run(self, fn, *args, **kwargs):
-        return await asyncio.to_thread(fn, *args, **kwargs)
+from tests.support.fakes import EllipseModel, ThreadExecutor
 
 
 def photo(width: int = 120, height: int = 80) -> bytes:

@@ -12,8 +12,10 @@ from petcut.api import auth
 from petcut.api.auth import ApiKeys, hash_key, new_key
 from petcut.config import SettingsError, load_settings
 from petcut.model.runtime_errors import State
-from tests.abuse.conftest import FakeClock, client_for, upload, use_clock
-from tests.api.conftest import ORIGIN, Service, check_edge, check_error, jpeg_bytes, make_settings, run
+from tests.support.checks import check_edge, check_error
+from tests.support.fakes import FakeClock
+from tests.support.images import jpeg_bytes
+from tests.support.service import ORIGIN, Service, client_for, make_settings, run, upload, use_clock
 
 KEY = "pc_test-key-0123456789abcdefghijklmnopqrstuvwxyz"
 OTHER = "pc_other-key-abcdefghijklmnopqrstuvwxyz0123456789"

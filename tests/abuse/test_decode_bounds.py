@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from io import BytesIO
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -17,10 +16,12 @@ from petcut.api.deps import CpuPool, unless_disconnected
 from petcut.api.errors import ApiError
 from petcut.imaging import bounds
 from petcut.imaging.decode import decode_image
-from tests.abuse.bombs import progressive_jpeg, scan_bomb
-from tests.api.conftest import Service, check_error, check_png, jpeg_bytes, make_settings, run, wait_for
+from tests.support.bombs import progressive_jpeg, scan_bomb
+from tests.support.checks import check_error, check_png
+from tests.support.images import jpeg_bytes
+from tests.support.service import Service, make_settings, run, wait_for
+from tests.support.shared_data import pet_photos
 
-PETS = Path(__file__).resolve().parents[3] / "shared" / "data" / "pets"
 LIMITS = {"max_bytes": 50 << 20, "max_pixels": 60_000_000}
 
 
@@ -36,9 +37,8 @@ def test_scan_count_ignores_marker_bytes_inside_header_segments() -> None:
     assert bounds.count_jpeg_scans(buffer.getvalue()) == 1
 
 
-@pytest.mark.skipif(not PETS.is_dir(), reason="needs ../shared/data/pets (the shop's photos)")
 def test_the_shops_photos_are_far_below_the_scan_limit() -> None:
-    photos = sorted(p for p in PETS.iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
+    photos = pet_photos()
     assert photos
     for photo in photos:
         assert bounds.count_jpeg_scans(photo.read_bytes()) <= 16, photo.name

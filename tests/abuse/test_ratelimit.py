@@ -21,8 +21,10 @@ from petcut.api.ratelimit import (
 )
 from petcut.config import SettingsError, load_settings
 from petcut.model.runtime_errors import State
-from tests.abuse.conftest import FakeClock, client_for, upload, use_clock
-from tests.api.conftest import ORIGIN, Service, check_edge, check_error, jpeg_bytes, make_settings, run
+from tests.support.checks import check_edge, check_error
+from tests.support.fakes import FakeClock
+from tests.support.images import jpeg_bytes
+from tests.support.service import ORIGIN, Service, client_for, make_settings, run, upload, use_clock
 
 PROCESS = "/api/v2/remove-background"
 RATE_LIMIT = re.compile(r'"(?P<name>[a-z0-9_-]+)";r=(?P<r>\d+);t=(?P<t>\d+)')

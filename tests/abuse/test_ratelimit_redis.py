@@ -9,8 +9,10 @@ import pytest
 
 from petcut.api.ratelimit import Limit, RedisBuckets
 from petcut.model.runtime_errors import State
-from tests.abuse.conftest import FakeClock, use_clock
-from tests.api.conftest import Service, check_error, jpeg_bytes, make_settings, run
+from tests.support.checks import check_error
+from tests.support.fakes import FakeClock
+from tests.support.images import jpeg_bytes
+from tests.support.service import Service, make_settings, run, use_clock
 
 
 def test_the_lua_bucket_refills_and_expires(redis_server) -> None:

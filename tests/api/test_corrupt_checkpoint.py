@@ -6,7 +6,8 @@ from pathlib import Path
 
 from petcut.api.app import default_loader
 from petcut.model.runtime_errors import State
-from tests.api.conftest import ORIGIN, Service, check_edge, check_error, make_settings, run
+from tests.support.checks import check_edge, check_error
+from tests.support.service import ORIGIN, Service, make_settings, run
 
 
 def test_corrupt_checkpoint(tmp_path: Path) -> None:

@@ -8,18 +8,10 @@ import threading
 import pytest
 
 from petcut.model.runtime_errors import State
-from tests.api.conftest import (
-    ORIGIN,
-    PREVIEW_ORIGIN,
-    Service,
-    check_edge,
-    check_error,
-    check_png,
-    jpeg_bytes,
-    make_settings,
-    run,
-)
-from tests.api.fakes import FakeSegmenter, Loader
+from tests.support.checks import check_edge, check_error, check_png
+from tests.support.fakes import FakeSegmenter, Loader
+from tests.support.images import jpeg_bytes
+from tests.support.service import ORIGIN, PREVIEW_ORIGIN, Service, make_settings, run
 
 ROUTES = ["/health", "/ready", "/", "/warmup", "/api/v2/remove-background", "/no-such-route"]
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from petcut.model.runtime_errors import State
-from tests.api.conftest import Service, make_settings, run
-from tests.api.fakes import FakeSegmenter, Loader
+from tests.support.fakes import FakeSegmenter, Loader
+from tests.support.service import Service, make_settings, run
 
 INFO = {"model": "inspyrenet", "engine": "openvino", "device": "cpu", "precision": "bf16",
         "engine_reason": "auto: CPU with a verified prepared artifact"}  # fmt: skip

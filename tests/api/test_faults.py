@@ -10,8 +10,10 @@ import time
 import pytest
 
 from petcut.model.runtime_errors import State
-from tests.api.conftest import Service, check_edge, check_error, check_png, jpeg_bytes, make_settings, run, wait_for
-from tests.api.fakes import FakeSegmenter, Loader, cuda_oom_runtime_error, device_runtime_error, oom
+from tests.support.checks import check_edge, check_error, check_png
+from tests.support.fakes import FakeSegmenter, Loader, cuda_oom_runtime_error, device_runtime_error, oom
+from tests.support.images import jpeg_bytes
+from tests.support.service import Service, make_settings, run, wait_for
 
 
 async def ready_service(svc: Service) -> FakeSegmenter:

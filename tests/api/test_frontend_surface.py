@@ -22,7 +22,9 @@ from PIL import Image
 
 from petcut import effects
 from petcut.model.runtime_errors import State
-from tests.api.conftest import Service, check_edge, check_error, jpeg_bytes, make_settings, run
+from tests.support.checks import check_edge, check_error
+from tests.support.images import jpeg_bytes
+from tests.support.service import Service, make_settings, run
 
 PROCESS = "/api/v2/process-with-effects"
 API_CLIENT_EFFECTS = "color,enhancedblackwhite,optimized_popart,dithering"

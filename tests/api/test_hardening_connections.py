@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.api.conftest import ORIGIN
-from tests.api.server_process import ServerProcess
+from tests.support.servers import ServerProcess
+from tests.support.service import ORIGIN
 
 WAIT_S = 20.0  # far past the 1 s timeouts: a missing answer fails the test instead of hanging it
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from petcut.api.middleware import CorsPolicy
-from tests.api.conftest import ORIGIN, ORIGIN_REGEX, PREVIEW_ORIGIN, Service, check_edge, make_settings, run
+from tests.support.checks import check_edge
+from tests.support.service import ORIGIN, ORIGIN_REGEX, PREVIEW_ORIGIN, Service, make_settings, run
 
 MALFORMED = [
     "https://evil.com/.shopifypreview.com",

@@ -7,7 +7,9 @@ import json
 import pytest
 
 from petcut.model.runtime_errors import State
-from tests.api.conftest import Service, check_error, check_png, jpeg_bytes, make_settings, run
+from tests.support.checks import check_error, check_png
+from tests.support.images import jpeg_bytes
+from tests.support.service import Service, make_settings, run
 
 HUGE = "9" * 400
 EFFECTS = "/api/v2/process-with-effects"

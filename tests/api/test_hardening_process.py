@@ -12,10 +12,11 @@ import httpx
 import pytest
 
 from petcut.api.server import build_server, forwarding
-from tests.api.conftest import ORIGIN, check_error, jpeg_bytes, make_settings
-from tests.api.fakes import Loader
-from tests.api.hardening_server import SLOW_WIDTH, HardeningServer
-from tests.api.server_process import ServerProcess
+from tests.support.checks import check_error
+from tests.support.fakes import SLOW_WIDTH, Loader
+from tests.support.images import jpeg_bytes
+from tests.support.servers import HardeningServer, ServerProcess
+from tests.support.service import ORIGIN, make_settings
 
 
 def _post(base: str, data: bytes, into: list[tuple[str, httpx.Response]], name: str) -> None:

@@ -14,8 +14,8 @@ from PIL import Image, ImageOps
 
 from petcut.api.app import default_loader
 from petcut.model.runtime_errors import State
-from tests.api.conftest import Service, make_settings, run
-from tests.conftest import pets_dir
+from tests.support.service import Service, make_settings, run
+from tests.support.shared_data import pets_dir
 
 #: for each shop photo, a point on the dog and a point of the background, as fractions of (width, height)
 LANDMARKS = {

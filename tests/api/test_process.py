@@ -11,12 +11,14 @@ import time
 
 import httpx
 
-from tests.api.conftest import ORIGIN, check_edge, check_png, jpeg_bytes
-from tests.api.server_process import ROOT, ServerProcess, server_env
+from tests.support.checks import check_edge, check_png
+from tests.support.images import jpeg_bytes
+from tests.support.servers import ROOT, ServerProcess, server_env
+from tests.support.service import ORIGIN
 
 HEALTH_WITHOUT_TORCH = """
 import asyncio, json, sys, time
-from tests.api.conftest import Service, make_settings
+from tests.support.service import Service, make_settings
 
 def sleepy_loader(settings):
     time.sleep(30)

@@ -9,7 +9,9 @@ import pytest
 
 from petcut.api.app import default_loader
 from petcut.model.runtime_errors import State
-from tests.api.conftest import Service, check_edge, check_png, jpeg_bytes, make_settings, run
+from tests.support.checks import check_edge, check_png
+from tests.support.images import jpeg_bytes
+from tests.support.service import Service, make_settings, run
 
 
 @pytest.mark.slow

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import httpx
 
-from tests.api.conftest import ORIGIN, jpeg_bytes
-from tests.api.server_process import ServerProcess
+from tests.support.images import jpeg_bytes
+from tests.support.servers import ServerProcess
+from tests.support.service import ORIGIN
 
 SHOP = "/api/v2/process-with-effects?return_all_effects=true&effects=enhancedblackwhite,color"
 

@@ -13,8 +13,10 @@ import pytest
 from PIL import Image, ImageOps
 
 from petcut.model.runtime_errors import State
-from tests.api.conftest import ORIGIN, Service, check_edge, check_error, jpeg_bytes, run
-from tests.conftest import pets_dir
+from tests.support.checks import check_edge, check_error
+from tests.support.images import jpeg_bytes
+from tests.support.service import ORIGIN, Service, run
+from tests.support.shared_data import pet_photo, pet_photos
 
 SHOP_QUERY = "?return_all_effects=true&effects=enhancedblackwhite,color"
 
@@ -52,8 +54,8 @@ def rotated_copy(path: Path) -> bytes:
 
 
 def shop_photos() -> list[tuple[str, bytes]]:
-    photos = [(p.name, p.read_bytes()) for p in sorted(pets_dir().iterdir()) if p.suffix.lower() in (".jpg", ".jpeg")]
-    return [*photos, ("Rosie-rotated.jpg", rotated_copy(pets_dir() / "Rosie.jpg"))]
+    photos = [(p.name, p.read_bytes()) for p in pet_photos()]
+    return [*photos, ("Rosie-rotated.jpg", rotated_copy(pet_photo("Rosie.jpg")))]
 
 
 def test_shop_request_on_every_pet_photo_then_cache_hits() -> None:
@@ -98,7 +100,7 @@ def test_rotated_photo_keeps_its_orientation() -> None:
     async def scenario() -> None:
         async with Service() as svc:
             await svc.wait_state(State.READY)
-            data = rotated_copy(pets_dir() / "Rosie.jpg")
+            data = rotated_copy(pet_photo("Rosie.jpg"))
             response = await shop_request(svc, data)
             for value in response.json()["effects"].values():
                 assert image_from_effect(value).size == (640, 480)  # 480×640 stored, turned a quarter

@@ -9,17 +9,9 @@ import time
 
 from petcut.model.base import ChecksumMismatchError, WeightsMissingError
 from petcut.model.runtime_errors import State
-from tests.api.conftest import (
-    PREVIEW_ORIGIN,
-    Service,
-    check_edge,
-    check_error,
-    check_png,
-    make_settings,
-    run,
-    wait_for,
-)
-from tests.api.fakes import FakeSegmenter, Loader, TransientLoadError, corrupt, device_fault
+from tests.support.checks import check_edge, check_error, check_png
+from tests.support.fakes import FakeSegmenter, Loader, TransientLoadError, corrupt, device_fault
+from tests.support.service import PREVIEW_ORIGIN, Service, make_settings, run, wait_for
 
 
 async def expect_health(svc: Service, state: State, status: int = 200) -> dict:

@@ -12,7 +12,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from petcut.cli import app
-from tests.conftest import free_port, pets_dir
+from tests.support.servers import free_port
+from tests.support.shared_data import pet_photo
 
 runner = CliRunner()
 
@@ -63,7 +64,7 @@ def test_verify_download_and_remove_with_the_trained_isnet(isnet_weights_dir: Pa
     assert "AGPL" in present.output
 
     out = tmp_path / "out"
-    photo = pets_dir() / "Squid.jpg"
+    photo = pet_photo("Squid.jpg")
     removed = runner.invoke(app, ["remove", str(photo), "-o", str(out), "--model", "isnet"], env=env)
     assert removed.exit_code == 0, removed.output
     rgba = np.asarray(Image.open(BytesIO((out / "Squid.png").read_bytes())))

@@ -22,9 +22,9 @@ from petcut.api.app import default_loader
 from petcut.cli import app as cli
 from petcut.config import Settings
 from petcut.smoke import FAIL, PASS, SKIP, Smoke, SmokeReport, run_smoke
-from tests.api.conftest import ORIGIN, make_settings
-from tests.api.fakes import Loader
-from tests.conftest import free_port
+from tests.support.fakes import Loader
+from tests.support.servers import free_port
+from tests.support.service import ORIGIN, make_settings
 
 runner = CliRunner()
 CHECKS = ["health", "ready", "cors preflight", "cors on error", "warmup", "process-with-effects"]

@@ -6,8 +6,7 @@ import pytest
 
 from petcut import effects
 from petcut.effects import UnknownEffectError
-
-from .effects_testutil import random_rgba
+from tests.support.images import random_rgba
 
 
 def test_aliases_name_registry_effects() -> None:

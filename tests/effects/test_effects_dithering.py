@@ -8,8 +8,7 @@ import pytest
 
 from petcut import effects
 from petcut.effects.dithering import prepare_grey
-
-from .effects_testutil import random_rgba, uniform_rgba
+from tests.support.images import random_rgba, uniform_rgba
 
 NAME = "dithering"
 

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from petcut import effects
-
-from .effects_testutil import random_rgba, uniform_rgba
+from tests.support.images import random_rgba, uniform_rgba
 
 NAME = "enhancedblackwhite"
 NO_GRAIN = {"grain_strength": 0.0}

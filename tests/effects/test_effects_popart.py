@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from petcut import effects
-
-from .effects_testutil import random_rgba
+from tests.support.images import random_rgba
 
 NAME = "popart"
 HOT_PINK, SPRING_GREEN, BLUE_VIOLET = (255, 20, 147), (0, 255, 127), (138, 43, 226)

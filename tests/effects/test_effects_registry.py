@@ -12,8 +12,7 @@ import pytest
 
 from petcut import effects
 from petcut.effects import EffectParamError, UnknownEffectError
-
-from .effects_testutil import random_rgba, uniform_rgba
+from tests.support.images import random_rgba, uniform_rgba
 
 REQUIRED = {"color", "enhancedblackwhite", "dithering", "popart", "retro8bit"}
 

@@ -8,8 +8,7 @@ import pytest
 from petcut import effects
 from petcut.effects._palette import nearest_lut, rgb_code
 from petcut.effects.retro8bit import PALETTE, WEIGHTS, edge_mask
-
-from .effects_testutil import random_rgba, uniform_rgba
+from tests.support.images import random_rgba, uniform_rgba
 
 NAME = "retro8bit"
 PLAIN = {"preserve_edges": False}

@@ -21,8 +21,8 @@ from schemathesis.python import asgi
 
 from petcut.api import create_app
 from petcut.model.runtime_errors import State
-from tests.api.fakes import Loader
-from tests.fuzz.test_schemathesis import fuzz_settings
+from tests.support.fakes import Loader
+from tests.support.service import fuzz_settings
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
 FUZZ = settings(

@@ -42,8 +42,8 @@ from schemathesis.specs.openapi.checks import (
 
 from petcut.api import create_app
 from petcut.model.runtime_errors import State
-from tests.api.conftest import make_settings
-from tests.api.fakes import Loader
+from tests.support.fakes import Loader
+from tests.support.service import fuzz_settings
 
 CHECKS = [
     not_a_server_error,
@@ -54,18 +54,6 @@ CHECKS = [
 ]
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
 EXPLORE = os.environ.get("FUZZ_EXPLORE") == "1"
-
-
-def fuzz_settings(root: Path):
-    # rate limits on but far away: the guard runs on every request without refusing the fuzzer
-    return make_settings(
-        data_dir=root / "data",
-        weights_dir=root / "weights",
-        redis_url=None,
-        max_upload_mb=1,
-        rate_limit_per_minute=1_000_000,
-        rate_limits={"/warmup": 1_000_000},
-    )
 
 
 def _image(fmt: str, mode: str = "RGB") -> bytes:

@@ -7,16 +7,15 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import PETS as PETS_DIR
+from tests.support import shared_data
 
 PET_FILES = ("Rosie.jpg", "Squid.jpg", "Tex.jpeg", "polly.jpg")
 
 
 @pytest.fixture(scope="session")
 def pets_dir() -> Path:
-    if not all((PETS_DIR / name).is_file() for name in PET_FILES):
-        pytest.skip(f"real pet photos not found under {PETS_DIR}")
-    return PETS_DIR
+    """The shop's photos, all four of ``PET_FILES`` among them (skipped otherwise)."""
+    return shared_data.pets_dir(*PET_FILES)
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from PIL import Image, ImageCms
 
 from petcut.imaging import decode_image, encode_image
 from petcut.imaging.color import OutputTags, save_options, srgb_profile, to_working_space
-from tests.imaging import icc
+from tests.support import icc
 
 LIMITS = {"max_bytes": 64 << 20, "max_pixels": 40_000_000}
 

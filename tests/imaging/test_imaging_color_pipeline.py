@@ -16,8 +16,8 @@ from petcut.cache import MemoryCache, cache_key
 from petcut.config import Settings
 from petcut.imaging.color import srgb_profile
 from petcut.pipeline import Pipeline, RemoveOptions
-from tests.imaging import icc
-from tests.test_pipeline import EllipseModel, ThreadExecutor
+from tests.support import icc
+from tests.support.fakes import EllipseModel, ThreadExecutor
 
 WIDTH, HEIGHT = 160, 120
 

@@ -19,7 +19,8 @@ from petcut.model import prepare
 from petcut.model.base import ModelError
 from petcut.model.resample import resize_bilinear
 from petcut.model.segmenter import load_segmenter
-from tests.conftest import load_rgb, pets_dir
+from tests.support.images import load_rgb
+from tests.support.shared_data import pet_photo
 
 
 def settings_for(checkpoint: Path, weights_dir: Path, **overrides: object) -> Settings:
@@ -87,7 +88,7 @@ def test_auto_engine_is_openvino_with_a_prepared_artifact(openvino_fp32) -> None
 @pytest.mark.slow
 @pytest.mark.parametrize(("resize", "photo", "max_side"), [("static", "Tex.jpeg", None), ("dynamic", "Rosie.jpg", 480)])
 def test_openvino_fp32_matches_torch(openvino_fp32, fast_segmenter, dynamic_segmenter, resize, photo, max_side) -> None:
-    rgb = load_rgb(pets_dir() / photo, max_side)
+    rgb = load_rgb(pet_photo(photo), max_side)
     torch_segmenter = fast_segmenter if resize == "static" else dynamic_segmenter
     expected = torch_segmenter.predict_alpha(rgb)
     actual = openvino_fp32[resize].predict_alpha(rgb)
@@ -114,7 +115,7 @@ def test_openvino_default_precision_stays_close(random_checkpoint: Path, prepare
     from petcut.model.engine_openvino import cpu_capability
 
     assert segmenter.precision == cpu_capability().default_precision
-    rgb = load_rgb(pets_dir() / "Tex.jpeg")
+    rgb = load_rgb(pet_photo("Tex.jpeg"))
     diff = np.abs(segmenter.predict_alpha(rgb) - fast_segmenter.predict_alpha(rgb))
     assert diff.mean() <= 1 / 255, diff.mean()
     assert (diff <= 4 / 255).mean() >= 0.995, (diff <= 4 / 255).mean()

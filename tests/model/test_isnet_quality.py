@@ -15,7 +15,7 @@ import pytest
 from petcut.config import Settings
 from petcut.imaging import decode_image
 from petcut.quality import LabelledPhoto, Score, labelled_photos, score
-from tests.conftest import labelled_dir
+from tests.support.shared_data import labelled_dir
 
 pytestmark = pytest.mark.slow
 

@@ -24,8 +24,8 @@ from petcut.model.base import (
 from petcut.model.runtime import ModelRuntime, backoff_delay, describe_load_error, is_transient
 from petcut.model.runtime_errors import DeadlineExceeded, Fault, State, Unavailable, classify
 from petcut.model.runtime_worker import InferenceWorker
-from tests.api.conftest import make_settings, run, wait_for
-from tests.api.fakes import FakeSegmenter, Loader
+from tests.support.fakes import FakeSegmenter, Loader
+from tests.support.service import make_settings, run, wait_for
 
 
 # --- policy ----------------------------------------------------------------------------------------

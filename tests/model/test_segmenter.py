@@ -14,7 +14,8 @@ from petcut.model.base import CheckpointInvalidError, DeviceUnavailableError, We
 from petcut.model.engine_torch import resolve_device, resolve_precision
 from petcut.model.inspyrenet import input_size
 from petcut.model.segmenter import load_segmenter
-from tests.conftest import load_rgb, pets_dir
+from tests.support.images import load_rgb
+from tests.support.shared_data import pet_photo
 
 
 def reference_dynamic_size(width: int, height: int) -> tuple[int, int]:
@@ -102,7 +103,7 @@ def test_alpha_parity_with_reference(
 ) -> None:
     """fp32 against ``Remover.process(type="map")`` on the same checkpoint, on each engine."""
     monkeypatch.setenv("TRANSPARENT_BACKGROUND_FILE_PATH", str(tmp_path))
-    rgb = load_rgb(pets_dir() / photo, max_side)
+    rgb = load_rgb(pet_photo(photo), max_side)
     expected = reference_map(random_checkpoint, resize, Image.fromarray(rgb), tmp_path).astype(np.float32) / 255
     segmenter = load_segmenter(
         Settings(
@@ -129,7 +130,7 @@ def test_bf16_on_cpu_runs_and_stays_close(random_checkpoint: Path, fast_segmente
     bf16 = load_segmenter(
         Settings(mode="fast", device="cpu", engine="torch", precision="bf16", checkpoint=random_checkpoint)
     )
-    rgb = load_rgb(pets_dir() / "Squid.jpg", 320)
+    rgb = load_rgb(pet_photo("Squid.jpg"), 320)
     a32, a16 = fast_segmenter.predict_alpha(rgb), bf16.predict_alpha(rgb)
     assert a16.shape == a32.shape and a16.dtype == np.float32
     assert np.corrcoef(a32.ravel(), a16.ravel())[0, 1] > 0.9

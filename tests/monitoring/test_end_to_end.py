@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import jpeg_bytes
-from tests.api.server_process import ServerProcess
-from tests.monitoring.prometheus import Prometheus
 from tests.monitoring.tools import DASHBOARD, RULES, dashboard_queries, tool
+from tests.support.images import jpeg_bytes
+from tests.support.prometheus import Prometheus
+from tests.support.servers import ServerProcess, poll_until
 
 
 class PetcutServer(ServerProcess):
@@ -35,18 +35,15 @@ class PetcutServer(ServerProcess):
         return self
 
     def wait_state(self, *states: str, timeout: float = 240) -> str:
-        deadline = time.monotonic() + timeout
         with httpx.Client(base_url=self.base, timeout=10) as client:
-            while True:
-                assert self.process is not None and self.process.poll() is None, "".join(self.output)[-3000:]
-                try:
-                    state = client.get("/health").json()["model_status"]
-                    if state in states:
-                        return state
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, f"never reached {states}:\n" + "".join(self.output)[-3000:]
-                time.sleep(0.2)
+
+            def reached() -> str | None:
+                state = client.get("/health").json()["model_status"]
+                return state if state in states else None
+
+            return poll_until(
+                reached, f"reaching {states}", timeout, interval=0.2, alive=self.running, log=lambda: self.log[-3000:]
+            )
 
 
 def by_instance(alerts: list[dict[str, Any]], instance: str) -> list[dict[str, Any]]:

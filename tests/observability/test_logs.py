@@ -18,10 +18,10 @@ import pytest
 
 from petcut.model.runtime_errors import State
 from petcut.observability import JsonFormatter, request_id_var, trace_var, uvicorn_log_config
-from tests.api.conftest import ORIGIN, Service, jpeg_bytes, make_settings, run
-from tests.api.fakes import FakeSegmenter, Loader, oom
-from tests.api.server_process import ROOT, server_env
-from tests.conftest import free_port
+from tests.support.fakes import FakeSegmenter, Loader, oom
+from tests.support.images import jpeg_bytes
+from tests.support.servers import ROOT, free_port, server_env
+from tests.support.service import ORIGIN, Service, make_settings, run
 
 TRACE = "105445aa7843bc8bf206b12000100000"
 TRACE_KEY = "logging.googleapis.com/trace"

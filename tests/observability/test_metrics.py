@@ -11,42 +11,16 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from petcut.model.runtime_errors import State
 from petcut.observability import GpuMemoryCollector, Metrics
-from tests.api.conftest import Service, check_edge, check_error, jpeg_bytes, make_settings, run, wait_for
-from tests.api.fakes import FakeSegmenter, Loader, corrupt, oom
+from tests.support.checks import check_edge, check_error
+from tests.support.fakes import FakeSegmenter, Loader, corrupt, oom
+from tests.support.images import jpeg_bytes
+from tests.support.metrics import Scrape, scrape
+from tests.support.service import Service, make_settings, run, wait_for
 
 SHOP_QUERY = {"return_all_effects": "true", "effects": "enhancedblackwhite,color"}
-
-
-class Scrape:
-    """One scrape of /metrics: ``scrape("name", label=value)`` is a sample's value (0 when absent)."""
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.samples: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                self.samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
-
-    def __call__(self, name: str, **labels: str) -> float:
-        return self.samples.get((name, frozenset(labels.items())), 0.0)
-
-    def has(self, name: str, **labels: str) -> bool:
-        return (name, frozenset(labels.items())) in self.samples
-
-    def names(self) -> set[str]:
-        return {name for name, _ in self.samples}
-
-
-async def scrape(svc: Service) -> Scrape:
-    response = await svc.client.get("/metrics")
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/plain")
-    check_edge(response)
-    return Scrape(response.text)
 
 
 async def shop_request(svc: Service, data: bytes | None = None) -> httpx.Response:

@@ -2,39 +2,21 @@
 
 from __future__ import annotations
 
-import io
 import os
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from PIL import Image
 
-from petcut.api import create_app
-from petcut.config import Settings
 from petcut.storage import ImageStore
-
-
-def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (24, 16), seed: int = 0) -> bytes:
-    image = Image.new("RGB", size)
-    image.putdata(
-        [
-            ((x * 7 + seed) % 256, (y * 13 + seed) % 256, (x * y + seed) % 256)
-            for y in range(size[1])
-            for x in range(size[0])
-        ]
-    )
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt)
-    return buffer.getvalue()
+from tests.support.images import image_bytes
+from tests.support.servers import free_port, poll_until
+from tests.support.service import make_app
 
 
 @pytest.fixture(scope="session")
@@ -45,17 +27,6 @@ def png() -> bytes:
 @pytest.fixture(scope="session")
 def jpeg() -> bytes:
     return image_bytes("JPEG", seed=3)
-
-
-def make_app(store: ImageStore | None) -> FastAPI:
-    """The real app (its model never loads: no lifespan runs) with ``store`` as its image store."""
-    app = create_app(Settings(skip_model_preload=True), load_segmenter=_no_model)
-    app.state.image_store = store
-    return app
-
-
-def _no_model(settings: Settings):
-    raise AssertionError("storage tests never load the model")
 
 
 @pytest.fixture
@@ -72,18 +43,12 @@ def client_for() -> Iterator[Callable[[ImageStore | None], TestClient]]:
         client.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def gcs_emulator() -> Iterator[str]:
     """A real ``gcp-storage-emulator`` (in memory) for the session; yields its base URL."""
     executable = Path(sys.executable).parent / "gcp-storage-emulator"
     assert executable.exists(), "gcp-storage-emulator is a dev dependency: pip install -e '.[dev]'"
-    port = _free_port()
+    port = free_port()
     host = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
         [str(executable), "start", "--host=127.0.0.1", f"--port={port}", "--in-memory", "--quiet"],
@@ -92,18 +57,13 @@ def gcs_emulator() -> Iterator[str]:
         env={k: v for k, v in os.environ.items() if k != "STORAGE_EMULATOR_HOST"},
     )
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"gcp-storage-emulator exited with {proc.returncode}")
-            try:
-                if httpx.get(host + "/", timeout=0.5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("gcp-storage-emulator did not answer within 20 s")
-            time.sleep(0.05)
+        poll_until(
+            lambda: httpx.get(host + "/", timeout=0.5).status_code == 200,
+            "gcp-storage-emulator answering",
+            20,
+            interval=0.05,
+            alive=lambda: proc.poll() is None,
+        )
         yield host
     finally:
         proc.terminate()

@@ -14,8 +14,7 @@ from petcut.storage import InvalidIdentifier, InvalidParameter, Tier, open_store
 from petcut.storage.errors import UnsupportedMediaType
 from petcut.storage.ids import build_key, parse_key, validate_id, validate_text, validate_tier
 from petcut.storage.media import require_image
-
-from .conftest import image_bytes
+from tests.support.images import image_bytes
 
 BAD_IDS = [
     "",

@@ -14,8 +14,7 @@ from fastapi.testclient import TestClient
 from petcut.config import Settings
 from petcut.storage import ImageNotFound, ImageStore, Tier, open_store
 from petcut.storage.local import LocalImageStore
-
-from .conftest import image_bytes
+from tests.support.images import image_bytes
 
 T0 = datetime(2026, 7, 19, 12, 0, 0, tzinfo=UTC)
 ClientFor = Callable[[ImageStore | None], TestClient]

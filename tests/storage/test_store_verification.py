@@ -13,8 +13,9 @@ from fastapi.testclient import TestClient
 from petcut.config import Settings
 from petcut.storage import open_store
 from petcut.storage.local import LocalImageStore
-from tests.abuse.bombs import scan_bomb
-from tests.storage.conftest import image_bytes, make_app
+from tests.support.bombs import scan_bomb
+from tests.support.images import image_bytes
+from tests.support.service import make_app
 
 
 def _chunk(kind: bytes, payload: bytes) -> bytes:

@@ -18,18 +18,15 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from tests.conftest import pets_dir
-from tests.imaging import icc
-from tests.ui.conftest import WAIT_MS, LiveServer
+from tests.support import icc
+from tests.support.browser import WAIT_MS, LiveServer
+from tests.support.shared_data import pet_photo
 
 pytestmark = pytest.mark.browser
 
 
 def squid() -> Path:
-    path = pets_dir() / "Squid.jpg"
-    if not path.is_file():
-        pytest.skip(f"{path} not found (shared pet photos)")
-    return path
+    return pet_photo("Squid.jpg")
 
 
 def interior(height: int, width: int) -> np.ndarray:

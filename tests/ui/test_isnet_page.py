@@ -19,8 +19,8 @@ from PIL import Image, ImageOps
 from playwright.sync_api import expect
 
 from petcut.api.app import default_loader
-from tests.conftest import pets_dir
-from tests.ui.conftest import WAIT_MS
+from tests.support.browser import WAIT_MS
+from tests.support.shared_data import pet_photo
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -45,7 +45,7 @@ def checker_share(pixels: np.ndarray, tolerance: float = 12.0) -> float:
 
 
 def test_page_shows_a_real_cutout(live_server: Any, page_factory: Any, isnet_weights_dir: Path, tmp_path: Path) -> None:
-    photo_path = pets_dir() / "Squid.jpg"
+    photo_path = pet_photo("Squid.jpg")
     with Image.open(photo_path) as image:
         photo = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
     # the chosen points make the check meaningful: there, the photo itself looks nothing like the checker

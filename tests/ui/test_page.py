@@ -16,9 +16,9 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from petcut import effects
-from tests.api.fakes import Loader, corrupt
-from tests.conftest import pets_dir
-from tests.ui.conftest import WAIT_MS, LiveServer
+from tests.support.browser import WAIT_MS, LiveServer
+from tests.support.fakes import Loader, corrupt
+from tests.support.shared_data import pet_photo
 
 pytestmark = pytest.mark.browser
 
@@ -28,7 +28,7 @@ PROCESS_PATH = "/api/v2/process-with-effects"
 
 
 def squid() -> Path:
-    return pets_dir() / "Squid.jpg"
+    return pet_photo("Squid.jpg")
 
 
 def squid_size() -> tuple[int, int]:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
 
-from tests.conftest import free_port
+from tests.support.servers import free_port, poll_until
 
 
 class Prometheus:
@@ -67,17 +66,14 @@ class Prometheus:
         self.process = None
 
     def wait_for(self, check: Any, what: str, timeout: float = 60) -> Any:
-        deadline = time.monotonic() + timeout
-        while True:
-            assert self.process is not None and self.process.poll() is None, self.log.read_text()[-3000:]
-            try:
-                result = check()
-                if result:
-                    return result
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"prometheus: {what} did not happen within {timeout} s"
-            time.sleep(0.5)
+        return poll_until(
+            check,
+            f"prometheus: {what}",
+            timeout,
+            interval=0.5,
+            alive=lambda: self.process is not None and self.process.poll() is None,
+            log=lambda: self.log.read_text()[-3000:],
+        )
 
     def api(self, path: str, **params: str) -> Any:
         response = httpx.get(f"{self.base}/api/v1/{path}", params=params, timeout=10)

@@ -1,7 +1,10 @@
-"""Fake segmenters and loaders for fault injection (no torch, deterministic, controllable)."""
+"""Fakes: segmenters and loaders for fault injection (no torch, deterministic, controllable), the
+pipeline's model and executor, and a clock that moves only when the test says so."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -114,6 +117,68 @@ def corrupt() -> BaseException:
 # --- for the SIGTERM test: a server process with a slow segmenter --------------------------------------
 def slow_loader(settings: Settings) -> Segmenter:
     """Each inference takes PETCUT_TEST_DELAY seconds (default 2)."""
-    import os
-
     return FakeSegmenter(delay=float(os.environ.get("PETCUT_TEST_DELAY", "2")))
+
+
+# --- for the drain tests: a server process whose model is slow only for images SLOW_WIDTH pixels wide ----
+SLOW_WIDTH = 333
+
+
+class MarkedSlowSegmenter(FakeSegmenter):
+    """Warmup and ordinary requests are quick (the usual job duration is known and small); an image
+    ``SLOW_WIDTH`` pixels wide takes ``slow_s`` seconds."""
+
+    def __init__(self, slow_s: float) -> None:
+        super().__init__()
+        self.slow_s = slow_s
+
+    def predict_alpha(self, rgb: np.ndarray) -> np.ndarray:
+        if rgb.shape[1] == SLOW_WIDTH:
+            time.sleep(self.slow_s)
+        return ellipse_alpha(*rgb.shape[:2])
+
+
+def marked_slow_loader(settings: Settings) -> Segmenter:
+    """Slow images take PETCUT_TEST_SLOW_S seconds (default 30)."""
+    return MarkedSlowSegmenter(float(os.environ.get("PETCUT_TEST_SLOW_S", "30")))
+
+
+# --- for the pipeline: the runtime's interface without a runtime ----------------------------------------
+class EllipseModel:
+    """A deterministic 'model': an ellipse in the middle of the image (or nothing at all)."""
+
+    def __init__(self, empty: bool = False) -> None:
+        self.calls = 0
+        self.empty = empty
+
+    def check_available(self) -> None:
+        pass
+
+    async def predict_alpha(self, rgb: np.ndarray, *, internal: bool = False) -> np.ndarray:
+        self.calls += 1
+        height, width = rgb.shape[:2]
+        if self.empty:
+            return np.zeros((height, width), np.float32)
+        yy, xx = np.mgrid[0:height, 0:width]
+        inside = ((yy - height / 2) / (height / 4)) ** 2 + ((xx - width / 2) / (width / 4)) ** 2 <= 1
+        return inside.astype(np.float32)
+
+
+class ThreadExecutor:
+    """The CPU executor's ``run`` on a plain thread."""
+
+    async def run(self, fn, *args, **kwargs):
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+
+class FakeClock:
+    """Wall-clock seconds that move only when the test says so (injected into the rate limiter)."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

@@ -1,27 +1,30 @@
-"""Helpers for the service tests: a running app (lifespan + httpx client), condition waits and the
-assertions every response must pass (CORS, X-Request-ID, the JSON error envelope)."""
+"""The app under test: settings for the service tests, the app with its lifespan running in process and an
+httpx client (``Service``), clients with a chosen peer address, and the app without a model."""
 
 from __future__ import annotations
 
 import asyncio
-import re
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
 from petcut.api import create_app
 from petcut.config import Settings
 from petcut.model.runtime import ModelRuntime
 from petcut.model.runtime_errors import State
-from tests.api.fakes import FakeSegmenter, Loader
+from petcut.storage import ImageStore
+from tests.support.fakes import FakeClock, FakeSegmenter, Loader
+from tests.support.images import jpeg_bytes
 
 ORIGIN = "https://shop.example.com"
 PREVIEW_ORIGIN = "https://my-store-123.shopifypreview.com"
 ORIGIN_REGEX = r"https://.*\.shopifypreview\.com"
-REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,128}")
 TIMEOUT = 20.0  # generous: the CI machine is small and shared
 
 
@@ -44,6 +47,19 @@ def make_settings(**overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)
+
+
+def fuzz_settings(root: Path) -> Settings:
+    """The fuzzers' service: files under ``root``, no Redis, 1 MB uploads, and rate limits on but far away
+    (the guard runs on every request without refusing the fuzzer)."""
+    return make_settings(
+        data_dir=root / "data",
+        weights_dir=root / "weights",
+        redis_url=None,
+        max_upload_mb=1,
+        rate_limit_per_minute=1_000_000,
+        rate_limits={"/warmup": 1_000_000},
+    )
 
 
 def run(coro: Coroutine[Any, Any, Any], timeout: float = 60.0) -> Any:
@@ -116,65 +132,39 @@ class Service:
         return await self.client.post("/api/v2/remove-background", files=files, **kwargs)
 
 
-def jpeg_bytes(width: int = 64, height: int = 48) -> bytes:
-    from io import BytesIO
-
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    buf = BytesIO()
-    Image.fromarray(rng.integers(0, 255, (height, width, 3), dtype=np.uint8)).save(buf, "JPEG")
-    return buf.getvalue()
-
-
-# --- assertions ------------------------------------------------------------------------------------
-def check_edge(response: httpx.Response, origin: str | None = ORIGIN) -> None:
-    """CORS for an allowed origin, Vary: Origin and a well-formed X-Request-ID: on every response."""
-    headers = response.headers
-    if origin is not None:
-        assert headers.get("access-control-allow-origin") == origin, (response.status_code, dict(headers))
-        exposed = headers.get("access-control-expose-headers", "")
-        for name in ("X-Request-ID", "Retry-After", "X-Processing-Time", "X-Warmup-Status"):
-            assert name in exposed
-    else:
-        assert "access-control-allow-origin" not in headers
-    assert "origin" in [v.strip().lower() for v in headers.get("vary", "").split(",")], dict(headers)
-    assert REQUEST_ID.fullmatch(headers.get("x-request-id", "")), dict(headers)
+@asynccontextmanager
+async def degraded_service(**overrides: Any) -> AsyncIterator[tuple[Service, FakeSegmenter]]:
+    """A service whose model loaded but whose startup warmup failed once: DEGRADED, with its segmenter
+    (append to ``faults`` to fail the next call too)."""
+    segmenter = FakeSegmenter()
+    segmenter.faults.append(ValueError("the warmup image broke the model"))
+    async with Service(make_settings(**overrides), loader=Loader(segmenter)) as svc:
+        await svc.wait_state(State.DEGRADED)
+        yield svc, segmenter
 
 
-def check_error(response: httpx.Response, status: int, code: str | None = None, origin: str | None = ORIGIN) -> dict:
-    """The status, the edge headers, and the JSON envelope (plus Retry-After/status on 503)."""
-    assert response.status_code == status, (response.status_code, response.text)
-    check_edge(response, origin)
-    body = response.json()
-    assert body["success"] is False
-    error = body["error"]
-    assert error["request_id"] == response.headers["x-request-id"]
-    assert re.fullmatch(r"[a-z][a-z0-9_]*", error["code"]), error
-    if code is not None:
-        assert error["code"] == code, body
-    assert isinstance(error["message"], str) and error["message"]
-    text = response.text
-    assert "Traceback" not in text and "/secret" not in text and 'File "' not in text, text
-    if status == 503:
-        retry_after = int(response.headers["retry-after"])
-        assert retry_after >= 1
-        assert body["retry_after"] == retry_after
-        assert isinstance(body["status"], str) and body["status"]
-    return body
+# --- the abuse guard: a controllable clock and clients with a chosen peer address ------------------------
+def use_clock(svc: Service, clock: FakeClock) -> None:
+    svc.app.state.abuse_guard.limiter.clock = clock
 
 
-def check_png(response: httpx.Response, size: tuple[int, int] | None = None) -> None:
-    from io import BytesIO
+def client_for(svc: Service, peer: str = "127.0.0.1", **headers: str) -> httpx.AsyncClient:
+    """A client whose TCP peer address is ``peer``; default headers as given (no Origin unless given)."""
+    transport = httpx.ASGITransport(app=svc.app, client=(peer, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://petcut.test", headers=headers, timeout=TIMEOUT)
 
-    from PIL import Image
 
-    assert response.status_code == 200, response.text
-    check_edge(response)
-    assert response.headers["content-type"] == "image/png"
-    assert float(response.headers["x-processing-time"]) >= 0
-    image = Image.open(BytesIO(response.content))
-    assert image.mode == "RGBA"
-    if size is not None:
-        assert image.size == size
+def upload(data: bytes) -> dict[str, Any]:
+    return {"files": {"file": ("pet.jpg", data, "image/jpeg")}}
+
+
+# --- the app without a model (no lifespan runs) -----------------------------------------------------------
+def make_app(store: ImageStore | None) -> FastAPI:
+    """The real app (its model never loads: no lifespan runs) with ``store`` as its image store."""
+    app = create_app(Settings(skip_model_preload=True), load_segmenter=_no_model)
+    app.state.image_store = store
+    return app
+
+
+def _no_model(settings: Settings) -> Any:
+    raise AssertionError("these tests never load the model")
