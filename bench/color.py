@@ -28,20 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-from machine import checkpoint_path, cpu_description
+from machine import checkpoint_path, cpu_description, pet_photo
 from petcut.cache import MemoryCache
 from petcut.config import Settings
 from petcut.imaging import decode_image
 from petcut.pipeline import Pipeline, RemoveOptions
 
-_REPO = Path(__file__).resolve().parents[1]
-DEFAULT_IMAGE = (
-    next(
-        (p for p in (_REPO / "shared", _REPO.parent / "shared") if (p / "data/pets/polly.jpg").exists()),
-        _REPO.parent / "shared",
-    )
-    / "data/pets/polly.jpg"
-)
+DEFAULT_IMAGE = pet_photo("polly.jpg")
 TARGET = 0.05
 
 

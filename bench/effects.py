@@ -25,18 +25,12 @@ import numpy as np
 import psutil
 from PIL import Image, ImageOps
 
+from machine import pet_photo
 from petcut import effects
 from petcut.effects._palette import _fill_lut
 from petcut.effects.retro8bit import PALETTE, WEIGHTS
 
-_REPO = Path(__file__).resolve().parents[1]
-DEFAULT_IMAGE = (
-    next(
-        (p for p in (_REPO / "shared", _REPO.parent / "shared") if (p / "data/pets/polly.jpg").exists()),
-        _REPO.parent / "shared",
-    )
-    / "data/pets/polly.jpg"
-)
+DEFAULT_IMAGE = pet_photo("polly.jpg")
 SIZE = (1152, 1536)  # width, height
 TARGET_S = 0.1
 TARGET_MB = 150

@@ -1,4 +1,5 @@
-"""What every benchmark prints and shares: the CPU it ran on, and the seeded random-weight checkpoint.
+"""What every benchmark prints and shares: the CPU it ran on, the seeded random-weight checkpoint, the
+shop's photos.
 
 Imported by the scripts beside it (``python bench/<script>.py`` puts this folder on the path).
 """
@@ -9,6 +10,7 @@ import contextlib
 import os
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]
 #: the flags that decide the engines' and effects' speed
 FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16", "amx_int8",
          "amx_tile", "neon")  # fmt: skip
@@ -26,6 +28,15 @@ def cpu_description() -> str:
                 flags = set(value.split())
     shown = " ".join(flag for flag in FLAGS if flag in flags) or "none of note"
     return f"{model}; {len(os.sched_getaffinity(0))} usable CPUs; flags: {shown}"
+
+
+def pet_photo(name: str) -> Path:
+    """One of the shop's photos: ``shared/data/pets`` inside the checkout or beside it (the latter named
+    when neither has it, so the error says where to put it)."""
+    for shared in (REPO / "shared", REPO.parent / "shared"):
+        if (shared / "data" / "pets" / name).exists():
+            return shared / "data" / "pets" / name
+    return REPO.parent / "shared" / "data" / "pets" / name
 
 
 def checkpoint_path(explicit: str | None) -> Path:

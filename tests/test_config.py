@@ -47,6 +47,11 @@ def test_prefixed_name_wins_over_legacy(monkeypatch: pytest.MonkeyPatch) -> None
         ("PETCUT_DEVICE", "tpu"),
         ("PORT", "http"),
         ("PETCUT_CORS_ORIGIN_REGEX", "(unclosed"),
+        # the image store's settings (docs/storage.md)
+        ("PETCUT_STORAGE_URL", "s3://bucket"),
+        ("PETCUT_STORAGE_URL", "file://relative"),
+        ("PETCUT_PUBLIC_BASE_URL", "img.example"),
+        ("PETCUT_STORAGE_TIMEOUT_S", "0"),
     ],
 )
 def test_invalid_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:

@@ -11,7 +11,7 @@ from petcut.model.base import ChecksumMismatchError, WeightsMissingError
 from petcut.model.runtime_errors import State
 from tests.support.checks import check_edge, check_error, check_png
 from tests.support.fakes import FakeSegmenter, Loader, TransientLoadError, corrupt, device_fault
-from tests.support.service import PREVIEW_ORIGIN, Service, make_settings, run, wait_for
+from tests.support.service import PREVIEW_ORIGIN, Service, degraded_service, make_settings, run, wait_for
 
 
 async def expect_health(svc: Service, state: State, status: int = 200) -> dict:
@@ -165,11 +165,8 @@ def test_ready() -> None:
 
 def test_degraded_when_warmup_fails_then_recovers_on_a_passing_warmup() -> None:
     async def scenario() -> None:
-        segmenter = FakeSegmenter()
         # the startup warmup (sample photo) fails, like the old "height and width must be > 0"
-        segmenter.faults.append(ValueError("height and width must be > 0"))
-        async with Service(make_settings(), Loader(segmenter)) as svc:
-            await svc.wait_state(State.DEGRADED)
+        async with degraded_service(ValueError("height and width must be > 0")) as (svc, segmenter):
             body = await expect_health(svc, State.DEGRADED)
             assert body["model_ready"] is True
             ready = await expect_not_ready(svc, State.DEGRADED)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -12,6 +14,11 @@ NAME = "popart"
 HOT_PINK, SPRING_GREEN, BLUE_VIOLET = (255, 20, 147), (0, 255, 127), (138, 43, 226)
 DEEP_SKY_BLUE, RED_ORANGE, LIME_GREEN, BLACK = (0, 191, 255), (255, 69, 0), (50, 205, 50), (0, 0, 0)
 ALLOWED = {HOT_PINK, SPRING_GREEN, BLUE_VIOLET, DEEP_SKY_BLUE, RED_ORANGE, LIME_GREEN, BLACK}
+#: above luminance 40, the colour of each band (its upper bound, inclusive)
+LUMA_BANDS = ((70, BLUE_VIOLET), (100, DEEP_SKY_BLUE), (130, HOT_PINK), (160, LIME_GREEN), (190, SPRING_GREEN),
+              (210, LIME_GREEN), (240, HOT_PINK), (math.inf, DEEP_SKY_BLUE))  # fmt: skip
+#: a dominant red, green or blue channel: (odd channel sum, even channel sum)
+DOMINANT = ((HOT_PINK, RED_ORANGE), (SPRING_GREEN, LIME_GREEN), (BLUE_VIOLET, DEEP_SKY_BLUE))
 
 
 def popart_pixel(rgb):
@@ -21,33 +28,14 @@ def popart_pixel(rgb):
     s = [min(max(lum + (x - lum) * 2.0, 0), 255) for x in c]
     p = [min(max(round(x / 127.5) * 127.5, 0), 255) for x in s]  # Python round: half to even
     y = 0.2126 * p[0] + 0.7152 * p[1] + 0.0722 * p[2]
-    if y < 40:
-        colour = BLACK
-    elif y <= 70:
-        colour = BLUE_VIOLET
-    elif y <= 100:
-        colour = DEEP_SKY_BLUE
-    elif y <= 130:
-        colour = HOT_PINK
-    elif y <= 160:
-        colour = LIME_GREEN
-    elif y <= 190:
-        colour = SPRING_GREEN
-    elif y <= 210:
-        colour = LIME_GREEN
-    elif y <= 240:
-        colour = HOT_PINK
-    else:
-        colour = DEEP_SKY_BLUE
+    colour = BLACK if y < 40 else next(band for bound, band in LUMA_BANDS if y <= bound)
     if max(p) - min(p) > 60:
         odd = int(sum(p)) % 2 == 1
-        r, g, b = p
-        if r == max(p) and r > g + 30 and r > b + 30:
-            colour = HOT_PINK if odd else RED_ORANGE
-        elif g == max(p) and g > r + 30 and g > b + 30:
-            colour = SPRING_GREEN if odd else LIME_GREEN
-        elif b == max(p) and b > r + 30 and b > g + 30:
-            colour = BLUE_VIOLET if odd else DEEP_SKY_BLUE
+        for channel, (odd_colour, even_colour) in enumerate(DOMINANT):
+            others = [v for i, v in enumerate(p) if i != channel]
+            if p[channel] == max(p) and all(p[channel] > v + 30 for v in others):
+                colour = odd_colour if odd else even_colour
+                break
     return colour
 
 

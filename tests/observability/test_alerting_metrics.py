@@ -4,9 +4,9 @@ from the start, so the first 500 is an increase), whether the last warmup passed
 from __future__ import annotations
 
 from petcut.model.runtime_errors import State
-from tests.support.fakes import FakeSegmenter, Loader, corrupt
+from tests.support.fakes import Loader, corrupt
 from tests.support.metrics import scrape
-from tests.support.service import Service, make_settings, run
+from tests.support.service import Service, degraded_service, make_settings, run
 
 WARMUP = "petcut_warmup_responses_total"
 
@@ -31,10 +31,7 @@ def test_warmup_answers_exist_at_zero_then_count_success() -> None:
 
 def test_partial_warmup_counts_206_and_last_passed_0_until_a_warmup_passes() -> None:
     async def scenario() -> None:
-        segmenter = FakeSegmenter()
-        segmenter.faults.append(ValueError("the warmup image broke the model"))
-        async with Service(loader=Loader(segmenter)) as svc:
-            await svc.wait_state(State.DEGRADED)
+        async with degraded_service() as (svc, segmenter):
             m = await scrape(svc)
             assert m("petcut_warmup_last_passed") == 0
             assert m(WARMUP, status="partial", code="206") == 0  # the startup warmup is not a /warmup answer

@@ -15,10 +15,10 @@ import pytest
 from petcut.model.runtime_errors import State
 from petcut.observability import GpuMemoryCollector, Metrics
 from tests.support.checks import check_edge, check_error
-from tests.support.fakes import FakeSegmenter, Loader, corrupt, oom
+from tests.support.fakes import Loader, corrupt, oom
 from tests.support.images import jpeg_bytes
 from tests.support.metrics import Scrape, scrape
-from tests.support.service import Service, make_settings, run, wait_for
+from tests.support.service import Service, degraded_service, make_settings, run, wait_for
 
 SHOP_QUERY = {"return_all_effects": "true", "effects": "enhancedblackwhite,color"}
 
@@ -202,10 +202,7 @@ def test_failed_load_sets_state_failures_and_warmup_error() -> None:
 
 def test_failed_warmup_is_partial_then_success() -> None:
     async def scenario() -> None:
-        segmenter = FakeSegmenter()
-        segmenter.faults.append(ValueError("the warmup image broke the model"))
-        async with Service(loader=Loader(segmenter)) as svc:
-            await svc.wait_state(State.DEGRADED)
+        async with degraded_service() as (svc, _):
             m = await scrape(svc)
             assert m("petcut_warmup_total", result="partial") == 1
             assert m("petcut_model_state", state="degraded") == 1

@@ -133,11 +133,13 @@ class Service:
 
 
 @asynccontextmanager
-async def degraded_service(**overrides: Any) -> AsyncIterator[tuple[Service, FakeSegmenter]]:
-    """A service whose model loaded but whose startup warmup failed once: DEGRADED, with its segmenter
-    (append to ``faults`` to fail the next call too)."""
+async def degraded_service(
+    fault: BaseException | None = None, **overrides: Any
+) -> AsyncIterator[tuple[Service, FakeSegmenter]]:
+    """A service whose model loaded but whose startup warmup failed once (with ``fault``): DEGRADED, with its
+    segmenter (append to ``faults`` to fail the next call too)."""
     segmenter = FakeSegmenter()
-    segmenter.faults.append(ValueError("the warmup image broke the model"))
+    segmenter.faults.append(fault or ValueError("the warmup image broke the model"))
     async with Service(make_settings(**overrides), loader=Loader(segmenter)) as svc:
         await svc.wait_state(State.DEGRADED)
         yield svc, segmenter
