@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from petcut.storage import ImageStore
 from tests.support.images import image_bytes
-from tests.support.servers import free_port, poll_until
+from tests.support.servers import free_port, poll_until, stop_process
 from tests.support.service import make_app
 
 
@@ -66,12 +66,7 @@ def gcs_emulator() -> Iterator[str]:
         )
         yield host
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, 5)
 
 
 @pytest.fixture

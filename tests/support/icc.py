@@ -43,8 +43,15 @@ def _text(text: str) -> bytes:
     return b"text\x00\x00\x00\x00" + text.encode("ascii") + b"\x00"
 
 
-def _profile(device_class: bytes, space: bytes, pcs: bytes, tags: list[tuple[bytes, bytes]]) -> bytes:
-    """Assemble an ICC v2.1 profile from (signature, data) tags."""
+def _curve(gamma: float) -> bytes:
+    return b"curv\x00\x00\x00\x00" + struct.pack(">IH", 1, round(gamma * 256))
+
+
+def _profile(device_class: bytes, space: bytes, description: str, tags: list[tuple[bytes, bytes]]) -> bytes:
+    """Assemble an ICC v2.1 profile (XYZ connection space, D50 white) from its description and the
+    (signature, data) tags that follow the description, copyright and white point."""
+    pcs = b"XYZ "
+    tags = [(b"desc", _desc(description)), (b"cprt", _text("No copyright, use freely")), (b"wtpt", _xyz(D50)), *tags]
     offset = 128 + 4 + 12 * len(tags)
     table, blob = b"", b""
     for signature, data in tags:
@@ -75,15 +82,12 @@ def _profile(device_class: bytes, space: bytes, pcs: bytes, tags: list[tuple[byt
 
 def adobe_rgb_profile() -> bytes:
     """A matrix/TRC Adobe RGB (1998)-compatible display profile."""
-    curve = b"curv\x00\x00\x00\x00" + struct.pack(">IH", 1, round(ADOBE_RGB_GAMMA * 256))
+    curve = _curve(ADOBE_RGB_GAMMA)
     return _profile(
         b"mntr",
         b"RGB ",
-        b"XYZ ",
+        "Adobe RGB (1998) compatible (petcut tests)",
         [
-            (b"desc", _desc("Adobe RGB (1998) compatible (petcut tests)")),
-            (b"cprt", _text("No copyright, use freely")),
-            (b"wtpt", _xyz(D50)),
             (b"rXYZ", _xyz(ADOBE_RGB_COLORANTS[0])),
             (b"gXYZ", _xyz(ADOBE_RGB_COLORANTS[1])),
             (b"bXYZ", _xyz(ADOBE_RGB_COLORANTS[2])),
@@ -96,15 +100,12 @@ def adobe_rgb_profile() -> bytes:
 
 def grey_profile(gamma: float = 2.2) -> bytes:
     """A greyscale display profile: D50 white, a gamma tone curve."""
-    curve = b"curv\x00\x00\x00\x00" + struct.pack(">IH", 1, round(gamma * 256))
+    curve = _curve(gamma)
     return _profile(
         b"mntr",
         b"GRAY",
-        b"XYZ ",
+        f"Grey gamma {gamma} (petcut tests)",
         [
-            (b"desc", _desc(f"Grey gamma {gamma} (petcut tests)")),
-            (b"cprt", _text("No copyright, use freely")),
-            (b"wtpt", _xyz(D50)),
             (b"kTRC", curve),
         ],
     )
@@ -148,11 +149,8 @@ def cmyk_profile() -> bytes:
     return _profile(
         b"prtr",
         b"CMYK",
-        b"XYZ ",
+        "Simple CMYK (petcut tests)",
         [
-            (b"desc", _desc("Simple CMYK (petcut tests)")),
-            (b"cprt", _text("No copyright, use freely")),
-            (b"wtpt", _xyz(D50)),
             (b"A2B0", lut),
         ],
     )

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.support.servers import free_port, poll_until
+from tests.support.servers import free_port, poll_until, stop_process
 
 
 class Prometheus:
@@ -56,13 +56,7 @@ class Prometheus:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, 20)
         self.process = None
 
     def wait_for(self, check: Any, what: str, timeout: float = 60) -> Any:

@@ -52,6 +52,17 @@ def poll_until(
         time.sleep(interval)
 
 
+def stop_process(process: subprocess.Popen | None, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds; reaped either way."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 class RedisServer:
     """A real redis-server on a loopback port that a test can kill and start again."""
 
@@ -157,13 +168,7 @@ class ServerProcess:
         return "".join(self.output)
 
     def __exit__(self, *exc: object) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, 15)
         if self._reader is not None:
             self._reader.join(10)  # the output up to the end, then the pipe is closed
             if not self._reader.is_alive() and self.process is not None and self.process.stdout is not None:
