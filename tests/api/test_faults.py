@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import pytest
 
@@ -91,16 +90,15 @@ def test_queue_full_is_503_at_once_and_health_answers_while_saturated() -> None:
             first = await svc.occupy_worker(segmenter)
             second = asyncio.ensure_future(svc.process())
             await wait_for(lambda: svc.runtime.worker.depth == 1, what="second job queued")
-            started = time.monotonic()
-            third = await svc.process()
-            assert time.monotonic() - started < 2.0
+            calls = segmenter.calls
+            third = await svc.process()  # answered while the worker is held (gate closed): refused, not queued
+            assert segmenter.calls == calls and svc.runtime.worker.depth == 1
             body = check_error(third, 503, "overloaded")
             assert body["status"] == "ready"
             assert svc.runtime.metrics.count("petcut_inference_failures_total", reason="rejected") == 1
-            for _ in range(3):
-                t0 = time.monotonic()
+            for _ in range(3):  # answered while the worker is held and the queue is full
                 health = await svc.client.get("/health")
-                assert health.status_code == 200 and time.monotonic() - t0 < 1.0
+                assert health.status_code == 200 and svc.runtime.worker.depth == 1
                 check_edge(health)
             segmenter.gate.set()
             check_png(await first, (64, 48))

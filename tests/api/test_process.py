@@ -56,7 +56,7 @@ def test_health_answers_at_once_without_importing_torch() -> None:
     assert report["status"] == 200
     assert report["body"]["model_status"] == "loading"
     assert report["torch"] is False
-    assert report["elapsed"] < 1.0  # lifespan start → /health answered (milliseconds normally)
+    # answered during the 30-s load: startup and /health did not wait for the model
 
 
 def test_sigterm_drains_in_flight_requests_and_exits_0() -> None:

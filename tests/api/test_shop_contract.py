@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from io import BytesIO
 from pathlib import Path
 
@@ -64,9 +63,7 @@ def test_shop_request_on_every_pet_photo_then_cache_hits() -> None:
             await svc.wait_state(State.READY)
             warmup_calls = svc.segmenter.calls
             for name, data in shop_photos():
-                started = time.perf_counter()
                 first = await shop_request(svc, data, name)
-                first_s = time.perf_counter() - started
                 assert first.is_success, first.text  # response.ok
                 check_edge(first)
                 body = first.json()
@@ -82,15 +79,14 @@ def test_shop_request_on_every_pet_photo_then_cache_hits() -> None:
                 assert first.headers["X-Session-ID"] == body["session_id"]
                 assert float(first.headers["X-Processing-Time"]) >= 0
 
-                started = time.perf_counter()
+                model_calls = svc.segmenter.calls
                 again = await shop_request(svc, data, name)
-                again_s = time.perf_counter() - started
                 cached = again.json()
                 assert cached["cache_info"]["total_cache_hits"] == 3
                 assert cached["cache_info"]["effect_cache_hits"] == {"enhancedblackwhite": True, "color": True}
                 assert again.headers["X-Cache-Hits"] == "3"
                 assert cached["effects"] == body["effects"]
-                assert again_s * 5 < first_s, (name, first_s, again_s)  # far faster (20x is measured in bench/)
+                assert svc.segmenter.calls == model_calls, name  # from the cache: the model did not run again
             assert svc.segmenter.calls - warmup_calls == len(shop_photos())  # the model ran once per photo
 
     run(scenario(), timeout=600)

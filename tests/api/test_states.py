@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 from petcut.model.base import ChecksumMismatchError, WeightsMissingError
 from petcut.model.runtime_errors import State
@@ -15,10 +14,7 @@ from tests.support.service import PREVIEW_ORIGIN, Service, degraded_service, mak
 
 
 async def expect_health(svc: Service, state: State, status: int = 200) -> dict:
-    started = time.monotonic()
-    response = await svc.client.get("/health")
-    elapsed = time.monotonic() - started
-    assert elapsed < 1.0, elapsed  # milliseconds normally; generous for a loaded CI machine
+    response = await svc.client.get("/health")  # never waits for the model (answered while it loads)
     assert response.status_code == status, response.text
     check_edge(response)
     body = response.json()
@@ -100,10 +96,9 @@ def test_loading_then_ready() -> None:
             await expect_not_ready(svc, State.LOADING)
             check_error(await svc.process(), 503, "model_loading")
             await expect_preflight(svc)
-            # /warmup waits a bounded time, then 503 + Retry-After
-            started = time.monotonic()
+            # /warmup waits a bounded time, then 503 + Retry-After: answered while the load still runs
             body = await expect_warmup(svc, 503, "loading")
-            assert time.monotonic() - started < 5
+            assert svc.runtime.state is State.LOADING and not gate.is_set()
             assert body["model_ready"] is False
             gate.set()
             await svc.wait_state(State.READY)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-import time
 import types
 
 import numpy as np
@@ -314,9 +313,7 @@ def test_stop_returns_even_when_the_worker_hangs() -> None:
         runtime = ModelRuntime(make_settings(), Loader(gate=gate))
         await runtime.start()
         await wait_for(lambda: runtime.state is State.LOADING)
-        started = time.monotonic()
-        await runtime.stop(timeout=0.2)
-        assert time.monotonic() - started < 3
+        await runtime.stop(timeout=0.2)  # returns (the gate still closed): it did not wait for the hung loader
         gate.set()
 
     run(scenario())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
-import time
 import types
 from typing import Any
 
@@ -129,9 +128,7 @@ def test_queue_full_counts_rejected_and_gauges_show_depth_while_metrics_bypasses
             second = asyncio.ensure_future(svc.process())
             await wait_for(lambda: svc.runtime.worker.depth == 1, what="second job queued")
             check_error(await svc.process(), 503, "overloaded")
-            started = time.monotonic()
-            m = await scrape(svc)  # answers while the worker is busy and the queue is full
-            assert time.monotonic() - started < 2.0
+            m = await scrape(svc)  # answers while the worker is busy (gate closed) and the queue is full
             assert m("petcut_inference_queue_depth") == 1
             assert m("petcut_inference_in_flight") == 1
             assert m("petcut_inference_failures_total", reason="rejected") == 1
