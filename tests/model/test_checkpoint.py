@@ -69,6 +69,8 @@ def http_server(tmp_path: Path) -> Iterator[str]:
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}", root
     server.shutdown()
+    server.server_close()
+    thread.join(10)
 
 
 def test_verify_stamps_and_detects_a_changed_file(fake_mode, tmp_path: Path) -> None:
