@@ -1,4 +1,5 @@
-"""What colour management costs a remove-background request on polly.jpg (issue 13: at most 5 %).
+"""What colour management costs a remove-background request on polly.jpg (at most 5 %: docs/color.md;
+results in docs/benchmarks.md, "Colour management").
 
     .venv/bin/python bench/color.py [--image PATH] [--runs 3] [--checkpoint PATH]
 
@@ -7,7 +8,7 @@ the seeded random-weight checkpoint of bench/compare_reference.py unless --check
 pipelines side by side, runs interleaved:
 
 - reference: ``PETCUT_COLOR=preserve`` — the profile is not applied (no conversion; what petcut did
-  before issue 13, apart from the profile now embedded in the output);
+  before colour management, apart from the profile now embedded in the output);
 - petcut: ``PETCUT_COLOR=srgb`` (the default) — the P3 pixels converted to sRGB with LittleCMS.
 
 Each run is the whole request path without the cache: decode → model → cut-out → PNG. Wall and process

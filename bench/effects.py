@@ -1,4 +1,4 @@
-"""Benchmark the print effects on a 1152×1536 cut-out of polly.jpg (performance.md, "Effects").
+"""Benchmark the print effects on a 1152×1536 cut-out of polly.jpg (docs/benchmarks.md, "Effects").
 
     .venv/bin/python bench/effects.py [--image PATH] [--repeat 3]
 
@@ -34,7 +34,7 @@ DEFAULT_IMAGE = pet_photo("polly.jpg")
 SIZE = (1152, 1536)  # width, height
 TARGET_S = 0.1
 TARGET_MB = 150
-# the old service on this kind of machine (performance.md): seconds, peak MB where quoted
+# the old service on this kind of machine (docs/benchmarks.md, "Effects"): seconds, peak MB where quoted
 REFERENCE = {"enhancedblackwhite": (0.17, None), "popart": (0.25, None), "dithering": (5.4, None),
              "retro8bit": (1.9, 3100)}  # fmt: skip
 CASES = [(name, None) for name in effects.names()] + [("retro8bit", {"error_diffusion": True})]
