@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from petcut.api.middleware import CorsPolicy
+from petcut.api.cors import CorsPolicy
 from tests.api.conftest import ORIGIN, ORIGIN_REGEX, PREVIEW_ORIGIN, Service, check_edge, make_settings, run
 
 MALFORMED = [

@@ -15,6 +15,7 @@ from petcut import __version__
 from petcut.api.deps import get_runtime, get_settings
 from petcut.api.errors import envelope, request_id_of
 from petcut.api.openapi import HEALTH_RESPONSES, READY_RESPONSES, WARMUP_RESPONSES
+from petcut.api.policy import policy
 from petcut.config import Settings
 from petcut.model.runtime import ModelRuntime, WarmupOutcome
 from petcut.model.runtime_errors import State
@@ -89,7 +90,11 @@ _HTTP_BY_OUTCOME = {"success": 200, "partial": 206, "loading": 503, "unavailable
 _CODE_BY_OUTCOME = {"loading": "model_loading", "unavailable": "unavailable", "error": "model_load_failed"}
 
 
-@router.post("/warmup", tags=["health"], responses=WARMUP_RESPONSES)
+#: /warmup: an operator's route that runs an inference (and may retry a failed load): a small fixed limit
+WARMUP_POLICY = policy(per_minute=6, burst=3)
+
+
+@router.post("/warmup", tags=["health"], responses=WARMUP_RESPONSES, dependencies=[WARMUP_POLICY])
 async def warmup(
     request: Request,
     runtime: ModelRuntime = Depends(get_runtime),
@@ -143,5 +148,6 @@ async def warmup(
 router.add_api_route("/health", health, methods=["HEAD"], include_in_schema=False)
 router.add_api_route("/ready", ready, methods=["HEAD"], include_in_schema=False)
 router.add_api_route(
-    "/warmup", warmup, methods=["GET"], tags=["health"], operation_id="warmup_get", responses=WARMUP_RESPONSES
-)
+    "/warmup", warmup, methods=["GET"], tags=["health"], operation_id="warmup_get", responses=WARMUP_RESPONSES,
+    dependencies=[WARMUP_POLICY],
+)  # fmt: skip

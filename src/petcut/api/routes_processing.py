@@ -24,6 +24,7 @@ from petcut.api.params import (
     parse_image_json,
     parse_margin,
 )
+from petcut.api.policy import policy, with_headers
 from petcut.api.uploads import MULTIPART_SLACK, SMALL_FIELD, is_form, read_form, single_file, text_field
 from petcut.config import Settings
 from petcut.imaging import expand_box, media_type, normalize_format, parse_hex_color
@@ -126,6 +127,12 @@ def processing_headers(total: float, hits: int, session_id: str | None = None, *
     return headers
 
 
+FOREGROUND_HEADERS = {
+    "X-Foreground-Found": "true or false: whether a subject was found",
+    **{f"X-Foreground-{side}": "the subject's box, pixels (when found)" for side in ("Left", "Top", "Width", "Height")},
+}
+
+
 # --- routes --------------------------------------------------------------------------------------------
 @router.get("/api/v2/effects", responses=error_responses(500))
 async def list_effects() -> dict[str, Any]:
@@ -143,7 +150,8 @@ async def list_effects() -> dict[str, Any]:
             "effect_params": {"type": "string", "description": 'JSON {"effect": {"param": value}}'},
         }
     ),
-    responses={**IMAGE_RESPONSE, **ERROR_RESPONSES},
+    responses={**with_headers(IMAGE_RESPONSE, {"X-Session-ID": "the session, when one is given"}), **ERROR_RESPONSES},
+    dependencies=[policy(limit=1.0, protected=True)],
 )
 async def process_with_effects(
     request: Request,
@@ -209,7 +217,8 @@ async def process_with_effects(
 @router.post(
     "/api/v2/remove-background",
     openapi_extra=upload_body(json_body=True),
-    responses={**IMAGE_RESPONSE, **ERROR_RESPONSES},
+    responses={**with_headers(IMAGE_RESPONSE, FOREGROUND_HEADERS), **ERROR_RESPONSES},
+    dependencies=[policy(limit=1.0, protected=True)],
 )
 async def remove_background(
     request: Request,

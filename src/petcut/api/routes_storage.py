@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from petcut.api.deps import CpuPool, unless_disconnected
 from petcut.api.openapi import error_responses
+from petcut.api.policy import policy, with_headers
 from petcut.api.uploads import MULTIPART_SLACK, SMALL_FIELD, read_form, single_file, text_field
 from petcut.config import Settings
 from petcut.storage import (
@@ -158,6 +159,7 @@ _IMAGE_BYTES = {
     "/store-image",
     openapi_extra=_STORE_IMAGE_BODY,
     responses=error_responses(400, 401, 413, 415, 422, 429, 500, 503),
+    dependencies=[policy(limit=2.0, protected=True)],  # twice processing's: several images per photo
 )
 async def store_image(request: Request, store: ImageStore = Depends(get_image_store)) -> dict[str, Any]:
     """Store a customer image; the content type comes from its bytes. Answers its URL.
@@ -229,6 +231,7 @@ async def list_session_images(
     "/session/{session_id}/complete-order",
     openapi_extra=_COMPLETE_ORDER_BODY,
     responses=error_responses(400, 401, 404, 429, 500, 503),
+    dependencies=[policy(limit=1.0, protected=True)],
 )
 async def complete_order(
     session_id: SessionId, request: Request, store: ImageStore = Depends(get_image_store)
@@ -246,7 +249,12 @@ async def complete_order(
     }
 
 
-@router.get("/images/{key:path}", name=IMAGE_ROUTE, responses={200: _IMAGE_BYTES, **error_responses(404, 500, 503)})
+@router.get(
+    "/images/{key:path}",
+    name=IMAGE_ROUTE,
+    responses={**with_headers({200: _IMAGE_BYTES}, {"Content-Disposition": "inline, with the file name"}),
+               **error_responses(404, 500, 503)},
+)  # fmt: skip
 async def get_image(key: str, store: ImageStore = Depends(get_image_store)) -> Response:
     """The stored bytes, with the stored content type (local backend; GCS URLs point at GCS)."""
     if not store.serves_own_urls or parse_key(key) is None:
