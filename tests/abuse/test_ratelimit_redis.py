@@ -32,9 +32,7 @@ def test_the_lua_bucket_refills_and_expires(redis_server) -> None:
     run(scenario())
 
 
-def test_two_instances_share_limits_and_survive_redis_dying(
-    redis_server, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_two_instances_share_limits_and_survive_redis_dying(redis_server, caplog: pytest.LogCaptureFixture) -> None:
     async def scenario() -> None:
         clock = FakeClock()
         settings = make_settings(rate_limit_per_minute=4, redis_url=redis_server.url, redis_timeout_s=0.5)
