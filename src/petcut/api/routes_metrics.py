@@ -2,9 +2,9 @@
 
 :class:`RequestMetricsMiddleware` is the outermost ASGI layer (outside the edge middleware; see
 :mod:`petcut.api.stack`), so it counts every response the service sends: a 413 sent before the body is
-read, a preflight, a 500 from an unhandled exception, a 503 in any model state, a 429 or 401. Routes are labelled by their template
-(``/session/{session_id}/images``), never the raw path; a path no route matches is ``<unmatched>``, and
-unknown methods are ``OTHER``, so the number of series stays bounded.
+read, a preflight, a 500 from an unhandled exception, a 503 in any model state, a 429 or 401. Routes are
+labelled by their template (``/session/{session_id}/images``), never the raw path; a path no route
+matches is ``<unmatched>``, and unknown methods are ``OTHER``, so the number of series stays bounded.
 
 ``/metrics`` reads counters and the runtime's state only: it never loads the model, never imports torch,
 and bypasses admission (no queue, no rate limit).
