@@ -11,9 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 
-def _axis(
-    n_in: int, n_out: int, align_corners: bool
-) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float32]]:
+def _axis(n_in: int, n_out: int, align_corners: bool) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float32]]:
     """Source indices (lower, upper) and the upper weight for each output position along one axis."""
     out = np.arange(n_out, dtype=np.float64)
     if align_corners:
