@@ -25,8 +25,12 @@ import threading
 import time
 from collections.abc import Iterator
 from contextvars import ContextVar
+from typing import TYPE_CHECKING
 
 from petcut.imaging.errors import ImageDecodeError, ImageError
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 __all__ = [
     "DECODE_CHUNK",
@@ -144,7 +148,7 @@ class BoundedStream(io.BytesIO):
         self.check()
         return super().read(size)
 
-    def readinto(self, buffer, /) -> int:  # type: ignore[no-untyped-def, override]
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
         self.check()
         return super().readinto(buffer)
 

@@ -30,12 +30,14 @@ from typing import Any, TypeVar
 
 from petcut.config import Settings
 from petcut.model.base import (
+    AlphaMatte,
     ArtifactUnusableError,
     CheckpointInvalidError,
     ChecksumMismatchError,
     DeviceUnavailableError,
     DownloadError,
     ModelError,
+    RGBImage,
     Segmenter,
     WeightsMissingError,
 )
@@ -70,7 +72,7 @@ def is_transient(exc: BaseException) -> bool:
 
 def backoff_delay(attempt: int, base: float, cap: float = BACKOFF_CAP_S, rng: random.Random | None = None) -> float:
     """Exponential backoff with "equal jitter": half fixed, half random, for retry ``attempt`` (1-based)."""
-    delay = min(cap, base * (2 ** (attempt - 1)))
+    delay = min(cap, base * (2.0 ** (attempt - 1)))
     return delay / 2 + (rng or random).uniform(0, delay / 2)
 
 
@@ -594,7 +596,7 @@ class ModelRuntime:
             admit=not internal,
         )
 
-    async def predict_alpha(self, rgb: Any, *, internal: bool = False) -> Any:
+    async def predict_alpha(self, rgb: RGBImage, *, internal: bool = False) -> AlphaMatte:
         """The model's alpha for ``rgb`` (uint8 H×W×3), computed on the worker thread."""
         return await self.infer(lambda seg: seg.predict_alpha(rgb), internal=internal)
 
