@@ -16,8 +16,7 @@ from petcut.api.deps import get_runtime, get_settings
 from petcut.api.errors import envelope, request_id_of
 from petcut.api.openapi import HEALTH_RESPONSES, READY_RESPONSES, WARMUP_RESPONSES
 from petcut.config import Settings
-from petcut.model.runtime import ModelRuntime, WarmupOutcome
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import ModelRuntime, State, WarmupOutcome
 
 router = APIRouter()
 
