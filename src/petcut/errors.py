@@ -44,7 +44,7 @@ class PetcutError(Exception):
         extra: Mapping[str, Any] | None = None,
     ) -> None:
         self.message = message or self.default_message
-        super().__init__(self.message)
+        Exception.__init__(self, self.message)  # not super(): a subclass may also be an HTTPException
         if code is not None:
             self.code = code
         if status is not None:
