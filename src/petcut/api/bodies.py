@@ -23,7 +23,7 @@ class _Body(BaseModel):
 class ModelChoice(_Body):
     model_id: str = Field(description="the model that serves: inspyrenet-<mode> or isnet-<variant>")
     model_choice: str = Field(description="configured, or fallback")
-    model_note: str | None = Field(None, description="why a fallback serves (absent otherwise)")
+    model_note: str | None = Field(default=None, description="why a fallback serves (absent otherwise)")
 
 
 class Health(_Body):
@@ -35,7 +35,7 @@ class Health(_Body):
     version: str
 
 
-class HealthRefusal(ErrorEnvelope, Health):
+class HealthRefusal(Health, ErrorEnvelope):  # type: ignore[misc]  # status: unhealthy here
     """``/health`` when a device fault poisoned the instance (503)."""
 
 
@@ -48,7 +48,7 @@ class Ready(ModelChoice):
     engine: dict[str, str] | None = Field(description="what runs (model, engine, device, precision) once loaded")
 
 
-class ReadyRefusal(ErrorEnvelope, Ready):
+class ReadyRefusal(Ready, ErrorEnvelope):  # type: ignore[misc]  # success: false, status: the state
     """``/ready`` when the model is not ready (503)."""
 
 
@@ -82,10 +82,10 @@ class WarmupReport(_Body):
     mode: str
     resize: str
     state: str
-    details: dict[str, Any] | None = Field(None, description="per warmup image, once a warmup ran")
+    details: dict[str, Any] | None = Field(default=None, description="per warmup image, once a warmup ran")
 
 
-class WarmupRefusal(ErrorEnvelope, WarmupReport):
+class WarmupRefusal(WarmupReport, ErrorEnvelope):  # type: ignore[misc]  # success: false, status: the state
     """``/warmup`` when the model could not be loaded (500) or is not loaded yet (503)."""
 
 

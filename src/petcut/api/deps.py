@@ -47,19 +47,23 @@ class CpuPool:
 
 
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 def get_pipeline(request: Request) -> Pipeline:
-    return request.app.state.pipeline
+    pipeline: Pipeline = request.app.state.pipeline
+    return pipeline
 
 
 def get_runtime(request: Request) -> ModelRuntime:
-    return request.app.state.runtime
+    runtime: ModelRuntime = request.app.state.runtime
+    return runtime
 
 
 def get_cpu(request: Request) -> CpuPool:
-    return request.app.state.cpu
+    cpu: CpuPool = request.app.state.cpu
+    return cpu
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

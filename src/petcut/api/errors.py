@@ -67,7 +67,7 @@ class ErrorDetail(BaseModel):
     code: str = Field(examples=["invalid_parameter"], description="stable snake_case code")
     message: str = Field(examples=["max_side: must be at least 1"], description="for a person")
     request_id: str = Field(examples=["3f2b9c0e5d7a4e1f9b8c7d6e5f4a3b2c"], description="also in X-Request-ID")
-    field: str | None = Field(None, examples=["max_side"], description="the parameter at fault (400)")
+    field: str | None = Field(default=None, examples=["max_side"], description="the parameter at fault (400)")
 
 
 class ErrorEnvelope(BaseModel):
@@ -77,8 +77,8 @@ class ErrorEnvelope(BaseModel):
 
     success: Literal[False] = False
     error: ErrorDetail
-    retry_after: int | None = Field(None, description="seconds, as in Retry-After; on 503 (and 429)")
-    status: str | None = Field(None, description="the model runtime's state; on 503")
+    retry_after: int | None = Field(default=None, description="seconds, as in Retry-After; on 503 (and 429)")
+    status: str | None = Field(default=None, description="the model runtime's state; on 503")
 
 
 def envelope(
@@ -143,7 +143,7 @@ class EffectsFailed(ApiError):
     default_message = "Every effect failed."
 
 
-class BodyTooLarge(PayloadTooLarge, StarletteHTTPException):
+class BodyTooLarge(PayloadTooLarge, StarletteHTTPException):  # type: ignore[misc]  # headers: a dict in both
     """The request body passed the limit while it streamed in (the shared 413). Raised from ``receive``;
     also an HTTPException, which FastAPI re-raises as is from the body it reads."""
 
@@ -155,7 +155,7 @@ class BodyTooLarge(PayloadTooLarge, StarletteHTTPException):
         self.status_code, self.detail = self.status, self.message
 
 
-class BodyTimeout(PetcutError, StarletteHTTPException):
+class BodyTimeout(PetcutError, StarletteHTTPException):  # type: ignore[misc]  # headers: a dict in both
     """The next piece of a request body did not come in time (408, and the connection is closed).
     Raised from ``receive``, like :class:`BodyTooLarge`."""
 

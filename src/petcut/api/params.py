@@ -14,6 +14,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
 
 from petcut.api.errors import ApiError, MissingFile
 from petcut.errors import InvalidParameter
@@ -45,7 +46,7 @@ _UNION_TAGS = re.compile(r"(constrained-)?(bool|int|float|str)|list\[.*")
 
 def _describe(exc: ValidationError, limit: int = 3) -> str:
     """One message per location; of a union's alternatives, the most telling (a range, not a type)."""
-    by_place: dict[str, dict[str, Any]] = {}
+    by_place: dict[str, ErrorDetails] = {}
     for error in exc.errors(include_url=False):
         place = ".".join(str(p) for p in error.get("loc", ()) if not _UNION_TAGS.fullmatch(str(p)))
         kept = by_place.get(place)

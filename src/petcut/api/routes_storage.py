@@ -47,7 +47,7 @@ router = APIRouter(tags=["customer images"])
 
 
 def get_image_store(request: Request) -> ImageStore:
-    store = getattr(request.app.state, "image_store", None)
+    store: ImageStore | None = getattr(request.app.state, "image_store", None)
     if store is None:
         raise StorageUnavailable("Image storage is not configured.")
     return store
@@ -176,8 +176,8 @@ async def store_image(request: Request, store: StoreDep, settings: SettingsDep, 
     async with read_form(request, limit=store.max_bytes + MULTIPART_SLACK, max_files=2, required=True) as form:
         data = await single_file(form, limit=store.max_bytes)
         fields = {name: text_field(form, name) for name in _TEXT_FIELDS}
-    session_id = validate_id("session_id", fields["session_id"])  # type: ignore[arg-type] - None → 400
-    validate_id("image_type", fields["image_type"])  # type: ignore[arg-type]
+    session_id = validate_id("session_id", fields["session_id"])  # None → 400
+    validate_id("image_type", fields["image_type"])
     validate_tier(fields["tier"] or Tier.TEMPORARY)
     await unless_disconnected(  # a real, fully decodable image, by the processing routes' bounded decoder
         request,
