@@ -22,6 +22,7 @@ from PIL import Image
 from petcut import effects
 from petcut.cache import ResultCache, cache_key, content_digest, pack, unpack
 from petcut.config import Settings
+from petcut.errors import PetcutError
 from petcut.imaging import (
     ImageError,
     composite,
@@ -75,8 +76,12 @@ def check_alpha(alpha: object, height: int, width: int) -> np.ndarray:
     return alpha
 
 
-class NoSubjectError(ValueError):
-    """Cropping to the subject was asked for, but the model found no subject."""
+class NoSubjectError(PetcutError, ValueError):
+    """Cropping to the subject was asked for, but the model found no subject (422)."""
+
+    status = 422
+    code = "no_subject_found"
+    default_message = "No subject was found in the image, so there is nothing to crop to."
 
 
 # --- what the service's pipeline needs from its surroundings -----------------------------------------
@@ -233,7 +238,7 @@ class Pipeline:
         image, tags = seg.rgba, seg.tags
         if options.crop:
             if seg.box is None:
-                raise NoSubjectError("no subject was found in the image, so there is nothing to crop to")
+                raise NoSubjectError()
             height, width = image.shape[:2]
             image = crop(image, expand_box(seg.box, options.crop_margin, width, height))
         if options.max_side:

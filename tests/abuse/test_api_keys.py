@@ -11,7 +11,7 @@ import pytest
 from petcut.api import auth
 from petcut.api.auth import ApiKeys, hash_key, new_key
 from petcut.config import SettingsError, load_settings
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from tests.abuse.conftest import FakeClock, client_for, upload, use_clock
 from tests.api.conftest import ORIGIN, Service, check_edge, check_error, jpeg_bytes, make_settings, run
 

@@ -15,7 +15,7 @@ from petcut.api.clients import ClientResolver, parse_ip
 from petcut.api.middleware import EdgeMiddleware
 from petcut.api.ratelimit import AbuseGuardMiddleware, build_routes
 from petcut.config import SettingsError, load_settings
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from tests.abuse.conftest import FakeClock, client_for, upload, use_clock
 from tests.api.conftest import ORIGIN, Service, check_edge, check_error, jpeg_bytes, make_settings, run
 

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from petcut.api.buckets import Limit, RedisBuckets
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from tests.abuse.conftest import FakeClock, use_clock
 from tests.api.conftest import Service, check_error, jpeg_bytes, make_settings, run
 

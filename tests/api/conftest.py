@@ -14,8 +14,7 @@ import httpx
 
 from petcut.api import create_app
 from petcut.config import Settings
-from petcut.model.runtime import ModelRuntime
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import ModelRuntime, State
 from tests.api.fakes import FakeSegmenter, Loader
 
 ORIGIN = "https://shop.example.com"

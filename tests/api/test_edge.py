@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from tests.api.conftest import (
     ORIGIN,
     PREVIEW_ORIGIN,

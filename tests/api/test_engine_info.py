@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from tests.api.conftest import Service, make_settings, run
 from tests.api.fakes import FakeSegmenter, Loader
 

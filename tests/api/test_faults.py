@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from tests.api.conftest import Service, check_edge, check_error, check_png, jpeg_bytes, make_settings, run, wait_for
 from tests.api.fakes import FakeSegmenter, Loader, cuda_oom_runtime_error, device_runtime_error, oom
 

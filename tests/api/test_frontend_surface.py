@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from petcut import effects
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from tests.api.conftest import Service, check_edge, check_error, jpeg_bytes, make_settings, run
 
 PROCESS = "/api/v2/process-with-effects"

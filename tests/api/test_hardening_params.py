@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from tests.api.conftest import Service, check_error, check_png, jpeg_bytes, make_settings, run
 
 HUGE = "9" * 400

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from petcut.api.app import default_loader
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from tests.api.conftest import Service, make_settings, run
 from tests.conftest import pets_dir
 

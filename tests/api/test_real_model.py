@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from petcut.api.app import default_loader
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from tests.api.conftest import Service, check_edge, check_png, jpeg_bytes, make_settings, run
 
 

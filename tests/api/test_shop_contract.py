@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from tests.api.conftest import ORIGIN, Service, check_edge, check_error, jpeg_bytes, run
 from tests.conftest import pets_dir
 

@@ -8,7 +8,7 @@ import threading
 import time
 
 from petcut.model.base import ChecksumMismatchError, WeightsMissingError
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from tests.api.conftest import (
     PREVIEW_ORIGIN,
     Service,

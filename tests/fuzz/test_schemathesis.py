@@ -41,7 +41,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from petcut.api import create_app
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from tests.api.conftest import make_settings
 from tests.api.fakes import Loader
 

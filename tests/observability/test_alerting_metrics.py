@@ -3,7 +3,7 @@ from the start, so the first 500 is an increase), whether the last warmup passed
 
 from __future__ import annotations
 
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from tests.api.conftest import Service, make_settings, run
 from tests.api.fakes import FakeSegmenter, Loader, corrupt
 from tests.observability.test_metrics import scrape

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from petcut.observability import JsonFormatter, request_id_var, trace_var, uvicorn_log_config
 from tests.api.conftest import ORIGIN, Service, jpeg_bytes, make_settings, run
 from tests.api.fakes import FakeSegmenter, Loader, oom

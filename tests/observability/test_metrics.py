@@ -13,7 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from petcut.observability import GpuMemoryCollector, Metrics
 from tests.api.conftest import Service, check_edge, check_error, jpeg_bytes, make_settings, run, wait_for
 from tests.api.fakes import FakeSegmenter, Loader, corrupt, oom

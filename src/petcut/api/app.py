@@ -32,8 +32,7 @@ from petcut.api.warmup import make_probe
 from petcut.cache import open_cache
 from petcut.config import Settings, load_settings
 from petcut.model.base import Segmenter
-from petcut.model.runtime import ModelRuntime
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import ModelRuntime, State
 from petcut.observability import Metrics, StartupTimeline
 from petcut.pipeline import Pipeline
 from petcut.redis_client import open_redis

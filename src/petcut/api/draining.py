@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from petcut.model.runtime import DRAINING_RETRY_AFTER
-from petcut.model.runtime_errors import State, Unavailable
+from petcut.model.runtime import DRAINING_RETRY_AFTER, State
+from petcut.model.runtime_errors import Unavailable
 from petcut.model.runtime_worker import InferenceWorker
 
 log = logging.getLogger("petcut.api")

@@ -67,7 +67,7 @@ class DecodeCancelled(ImageError):
     """The request that wanted this decode has gone (nobody reads the answer)."""
 
     code = "client_closed_request"
-    http_status = 499
+    status = 499
     default_message = "The client closed the connection."
 
 

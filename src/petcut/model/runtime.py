@@ -26,6 +26,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from petcut.config import Settings
@@ -41,12 +42,26 @@ from petcut.model.base import (
     Segmenter,
     WeightsMissingError,
 )
-from petcut.model.runtime_errors import Fault, RuntimeRejection, State, Unavailable
+from petcut.model.runtime_errors import Fault, RuntimeRejection, Unavailable
 from petcut.model.runtime_worker import InferenceWorker
 from petcut.observability import Metrics, StartupTimeline
 
 log = logging.getLogger("petcut.runtime")
 T = TypeVar("T")
+
+
+class State(StrEnum):
+    """The runtime's states (the diagram above)."""
+
+    NOT_LOADED = "not_loaded"
+    LOADING = "loading"
+    WARMING = "warming"
+    READY = "ready"
+    DEGRADED = "degraded"
+    FAILED = "failed"
+    DRAINING = "draining"
+    POISONED = "poisoned"
+
 
 Loader = Callable[[Settings], Segmenter]
 #: runs the warmup through the user path; raises on failure; returns details for the /warmup body
