@@ -94,6 +94,7 @@ class Unauthorized(PetcutError):
     code = "unauthorized"
     default_message = "This route needs an API key."
     description = "This route needs an API key (PETCUT_REQUIRE_API_KEY), or the key sent is not valid."
+    response_headers = ("WWW-Authenticate",)
 
     def __init__(self, message: str | None = None, challenge: str = REALM) -> None:
         super().__init__(message, headers={"WWW-Authenticate": challenge})

@@ -22,10 +22,10 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from petcut.api.cors import CorsPolicy
-from petcut.api.errors import MESSAGE_BY_STATUS, REQUEST_ID_KEY, BodyTimeout, BodyTooLarge, new_request_id, send_error
+from petcut.api.draining import Draining
+from petcut.api.errors import REQUEST_ID_KEY, BodyTimeout, BodyTooLarge, new_request_id, send_error
 from petcut.api.policy import exposed_headers
 from petcut.errors import PetcutError
-from petcut.model.runtime import DRAINING_RETRY_AFTER
 from petcut.observability import parse_cloud_trace, request_id_var, trace_var
 
 log = logging.getLogger("petcut.api")
@@ -44,22 +44,6 @@ class OriginNotAllowed(PetcutError):
     status = 400
     code = "cors_origin_not_allowed"
     default_message = "This origin is not allowed."
-
-
-class Draining(PetcutError):
-    """A request still unanswered when the server's graceful-shutdown timeout cancels it."""
-
-    status = 503
-    code = "draining"
-    default_message = "The service is shutting down; retry on another instance."
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(message, retry_after=DRAINING_RETRY_AFTER, state="draining")
-
-
-def payload_too_large() -> PetcutError:
-    """The 413 the edge answers for a body over the limit (``BodyTooLarge``'s status, code and message)."""
-    return PetcutError(MESSAGE_BY_STATUS[413], status=413, code="payload_too_large")
 
 
 def valid_request_id(value: str | None) -> str | None:
@@ -168,7 +152,7 @@ class EdgeMiddleware:
             declared = headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit:
                 log.info("request body over the limit (Content-Length)", extra={"content_length": int(declared)})
-                await self._send_error(send, payload_too_large(), origin, request_id, CLOSE)
+                await self._send_error(send, BodyTooLarge(), origin, request_id, CLOSE)
                 return
 
         started = False
@@ -213,7 +197,7 @@ class EdgeMiddleware:
             raise
         except BodyTooLarge:
             if not started:
-                await self._send_error(send, payload_too_large(), origin, request_id, CLOSE)
+                await self._send_error(send, BodyTooLarge(), origin, request_id, CLOSE)
             return
         except Exception:
             # ServerErrorMiddleware has normally sent our 500 already and re-raised: log it once here

@@ -110,6 +110,12 @@ class _ErrorDocument(dict[str, Any]):
     def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
         return copy.deepcopy(error_document(self.status), memo)
 
+    def __getitem__(self, key: str) -> Any:  # readers of the route (the exposed headers) see it current too
+        return error_document(self.status)[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return error_document(self.status).get(key, default)
+
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: _ErrorDocument(status) for status in statuses}

@@ -54,6 +54,7 @@ class RateLimited(PetcutError):
     code = "rate_limited"
     default_message = "Too many requests."
     description = "Too many requests from this client (or API key)."
+    response_headers = ("Retry-After", "RateLimit-Policy", "RateLimit")
 
 
 # --- the table ------------------------------------------------------------------------------------------
