@@ -273,13 +273,14 @@ def _output_name(source: Path, ext: str, taken: set[str]) -> str:
 
 def remove_files(images: list[Path], output: Path, settings: Settings, *, mask: bool, fmt: str,
                  console: Console) -> list[Path]:  # fmt: skip
-    """Process each image; report and skip failures. Returns the images that failed."""
+    """Process each image as the service's remove-background does (:func:`petcut.pipeline.remove_image`);
+    report and skip failures. Returns the images that failed."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from petcut.imaging import ImageError, alpha_to_mask, decode_image, encode_image
+    from petcut.imaging import ImageError
     from petcut.model.base import ModelError
     from petcut.model.segmenter import load_segmenter
-    from petcut.pipeline import segment
+    from petcut.pipeline import ModelOutputError, RemoveOptions, remove_image
 
     try:
         segmenter = load_segmenter(settings)
@@ -288,6 +289,7 @@ def remove_files(images: list[Path], output: Path, settings: Settings, *, mask: 
         raise typer.Exit(2) from None
     output.mkdir(parents=True, exist_ok=True)
     ext = "jpg" if fmt in ("jpeg", "jpg") else fmt
+    options = RemoveOptions(output="mask" if mask else "cutout", fmt=fmt)
     failed: list[Path] = []
     taken: set[str] = set()
     with Progress("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -296,18 +298,11 @@ def remove_files(images: list[Path], output: Path, settings: Settings, *, mask: 
         for source in images:
             progress.update(task, description=source.name)
             try:
-                decoded = decode_image(
-                    source.read_bytes(),
-                    max_bytes=settings.max_upload_bytes,
-                    max_pixels=settings.max_pixels,
-                    color=settings.color,
-                )
-                cutout = segment(segmenter, decoded.rgb, settings.foreground)
-                image = alpha_to_mask(cutout.alpha) if mask else cutout.rgba
+                result = remove_image(segmenter, source.read_bytes(), settings, options)
                 target = output / _output_name(source, ext, taken)
-                target.write_bytes(encode_image(image, fmt, tags=decoded.output_tags))
+                target.write_bytes(result)
                 progress.console.print(f"{source} → {target}")
-            except (ImageError, OSError) as exc:
+            except (ImageError, ModelOutputError, OSError) as exc:
                 failed.append(source)
                 progress.console.print(f"[red]failed:[/red] {source}: {exc}")
             progress.advance(task)
