@@ -71,17 +71,12 @@ def mode_info(mode: str) -> ModeInfo:
 class InSPyReNetWeights(WeightsSource):
     """The configured mode's published checkpoint, or the file ``PETCUT_CHECKPOINT`` names."""
 
-    @property
-    def filename(self) -> str:
-        return mode_info(self.settings.mode).filename
-
-    @property
-    def what(self) -> str:
-        return f"weights for mode {self.settings.mode!r}"
-
-    @property
-    def checksum(self) -> str:
-        return f"the published md5 for {self.settings.mode}"
+    def __init__(self, settings: Settings) -> None:
+        mode = settings.mode
+        super().__init__(
+            settings, filename=mode_info(mode).filename, what=f"weights for mode {mode!r}",
+            checksum=f"the published md5 for {mode}", download_label=f"{mode} weights",
+        )  # fmt: skip
 
     def how_to_provide(self) -> str:
         return (
@@ -100,10 +95,6 @@ class InSPyReNetWeights(WeightsSource):
 
     def verify(self, path: Path, *, use_stamp: bool = True) -> bool:
         return verify(path, self.settings.mode, use_stamp=use_stamp)
-
-    @property
-    def download_label(self) -> str:
-        return f"{self.settings.mode} weights"
 
     def download(self, progress: Progress | None = None) -> Path:
         return download(self.settings.mode, self.settings.weights_dir, progress=progress)

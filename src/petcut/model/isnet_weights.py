@@ -77,21 +77,13 @@ def variant_info(name: str) -> Variant:
 class IsNetWeights(WeightsSource):
     """The configured variant's ONNX file, assembled from the npm package."""
 
-    @property
-    def variant(self) -> Variant:
-        return variant_info(self.settings.isnet_variant)
-
-    @property
-    def filename(self) -> str:
-        return self.variant.filename
-
-    @property
-    def what(self) -> str:
-        return f"IS-Net {self.settings.isnet_variant} weights"
-
-    @property
-    def checksum(self) -> str:
-        return f"the pinned sha256 of IS-Net {self.settings.isnet_variant}"
+    def __init__(self, settings: Settings) -> None:
+        self.variant = info = variant_info(settings.isnet_variant)
+        label = f"{PACKAGE}@{VERSION} (all variants)"
+        super().__init__(
+            settings, filename=info.filename, what=f"IS-Net {info.name} weights",
+            checksum=f"the pinned sha256 of IS-Net {info.name}", download_label=label,
+        )  # fmt: skip
 
     def how_to_provide(self) -> str:
         return (
@@ -102,10 +94,6 @@ class IsNetWeights(WeightsSource):
     def verify(self, path: Path, *, use_stamp: bool = True) -> bool:
         verify(path, self.settings.isnet_variant, use_stamp=use_stamp)
         return True
-
-    @property
-    def download_label(self) -> str:
-        return f"{PACKAGE}@{VERSION} (all variants)"
 
     def download_notice(self) -> str:
         info = self.variant

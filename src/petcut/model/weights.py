@@ -23,26 +23,19 @@ Progress = Callable[[int, int | None], None]
 
 
 class WeightsSource(ABC):
-    """The weights file of one configured model: locate, describe, verify, download."""
+    """The weights file of one configured model: locate, describe, verify, download.
 
-    def __init__(self, settings: Settings) -> None:
+    ``filename``: the file's name in the weights directory; ``what``: the weights in words, for messages
+    (``weights for mode 'fast'``); ``checksum``: what :meth:`verify` checks against, in words (``the
+    pinned sha256 of IS-Net medium``); ``download_label``: what :meth:`download` fetches (a progress bar's
+    label)."""
+
+    def __init__(self, settings: Settings, *, filename: str, what: str, checksum: str, download_label: str) -> None:
         self.settings = settings
-
-    # --- what each model says ------------------------------------------------------------------------
-    @property
-    @abstractmethod
-    def filename(self) -> str:
-        """The file's name in the weights directory."""
-
-    @property
-    @abstractmethod
-    def what(self) -> str:
-        """The weights, in words, for messages (e.g. ``weights for mode 'fast'``)."""
-
-    @property
-    @abstractmethod
-    def checksum(self) -> str:
-        """The checksum :meth:`verify` checks, in words (e.g. ``the pinned sha256 of IS-Net medium``)."""
+        self.filename = filename
+        self.what = what
+        self.checksum = checksum
+        self.download_label = download_label
 
     @abstractmethod
     def how_to_provide(self) -> str:
@@ -53,11 +46,6 @@ class WeightsSource(ABC):
         """Check ``path`` against the pinned checksum: True when it matches, False when there is none to
         check against; ``ChecksumMismatchError`` otherwise. A stamp beside the file skips the hashing
         next time (``use_stamp=False`` hashes anyway)."""
-
-    @property
-    @abstractmethod
-    def download_label(self) -> str:
-        """What :meth:`download` fetches, in words (a progress bar's label)."""
 
     @abstractmethod
     def download(self, progress: Progress | None = None) -> Path:
