@@ -10,7 +10,7 @@ from typing import Any
 def process_uptime() -> float | None:
     """Seconds since this process started (interpreter start, before any import), if known."""
     try:
-        import psutil  # type: ignore[import-untyped]
+        import psutil
 
         return max(0.0, time.time() - float(psutil.Process().create_time()))
     except Exception:  # pragma: no cover - psutil missing or /proc unreadable
