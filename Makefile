@@ -50,8 +50,11 @@ bench: venv
 test-fast: venv
 	$(BIN)/python -m pytest -m "not slow"
 
+# ruff (lint and format) over the tree; mypy, strict, over src/petcut ([tool.mypy] in pyproject.toml).
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

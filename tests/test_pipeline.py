@@ -13,7 +13,7 @@ from petcut import effects
 from petcut.cache import MemoryCache, pack, unpack
 from petcut.config import Settings
 from petcut.imaging import encode_image
-from petcut.pipeline import NoSubjectError, Pipeline, RemoveOptions
+from petcut.pipeline import ModelOutputError, NoSubjectError, Pipeline, RemoveOptions, remove_image
 from tests.support.fakes import EllipseModel, ThreadExecutor
 
 
@@ -125,3 +125,30 @@ def test_a_failing_effect_is_reported_not_hidden(monkeypatch: pytest.MonkeyPatch
     params = {name: effects.validate_params(name, None) for name in names}
     result = asyncio.run(pipeline.render_effects(photo(), names, params))
     assert result.failed == ["popart"] and list(result.images) == ["color"]
+
+
+class SyncEllipse:
+    """EllipseModel as a plain segmenter (what the CLI loads)."""
+
+    description = "ellipse"
+
+    def predict_alpha(self, rgb: np.ndarray) -> np.ndarray:
+        return asyncio.run(EllipseModel().predict_alpha(rgb))
+
+
+@pytest.mark.parametrize("options", [RemoveOptions(), RemoveOptions(output="mask"), RemoveOptions(fmt="jpeg")])
+def test_remove_image_is_the_service_path_without_cache_or_queue(options: RemoveOptions) -> None:
+    pipeline, _ = make()
+    served = asyncio.run(pipeline.remove_background(photo(), options, use_cache=False))
+    assert remove_image(SyncEllipse(), photo(), pipeline.settings, options) == served.data
+
+
+def test_remove_image_checks_the_model_output() -> None:
+    class Broken:
+        description = "broken"
+
+        def predict_alpha(self, rgb: np.ndarray) -> np.ndarray:
+            return np.zeros((2, 2), np.float32)
+
+    with pytest.raises(ModelOutputError):
+        remove_image(Broken(), photo(), Settings(mode="fast"), RemoveOptions())

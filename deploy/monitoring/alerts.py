@@ -34,6 +34,10 @@ SHED_RATIO = 0.05  # 503 + 429 / all answers on the processing routes
 INFERENCE_P95_S = 5.0  # compute phase (the model alone); meant for a GPU (no GPU figure is measured yet: adjust)
 TARGET_DOWN_FOR = "3m"
 
+#: the answers counted as failures (503 excluded: that is shedding) and as shed, on the processing routes
+ERROR_CODES = 'code=~"5..", code!="503"'
+SHED_CODES = 'code=~"503|429"'
+
 # the states in which an instance cannot serve and is not already covered by its own alert
 # (degraded: PetcutModelDegraded / PetcutWarmupPartial; poisoned: PetcutModelPoisoned; draining: shutdown)
 NOT_SERVING_STATES = "not_loaded|loading|warming|failed"
@@ -71,9 +75,20 @@ class Alert:
     for_: str
     summary: str
     description: str
-    anchor: str
     cloud_run_expr: str | None = None
     cloud_run_description: str | None = None
+
+    @property
+    def anchor(self) -> str:
+        """The runbook section: the alert's name in lower case (its heading in docs/runbook.md)."""
+        return self.name.lower()
+
+
+def _ratio_alert(name: str, severity: str, codes: str, threshold: float, for_: str, what: str, why: str) -> Alert:
+    """An alert on the share of the processing routes' answers with ``codes``, above ``threshold``."""
+    expr = "(\n" + _ratio(codes) + f"\n) > {threshold}"
+    summary = "{{ $value | humanizePercentage }} of processing requests " + what
+    return Alert(name=name, severity=severity, expr=expr, for_=for_, summary=summary, description=why)
 
 
 RECORDS: tuple[Record, ...] = (
@@ -87,9 +102,9 @@ RECORDS: tuple[Record, ...] = (
     ),
     Record(
         "job_route:petcut_http_errors:ratio_rate5m",
-        _ratio('code=~"5..", code!="503"', by="job, route", routes="", zero=True),
+        _ratio(ERROR_CODES, by="job, route", routes="", zero=True),
     ),
-    Record("job_route:petcut_http_shed:ratio_rate5m", _ratio('code=~"503|429"', by="job, route", routes="", zero=True)),
+    Record("job_route:petcut_http_shed:ratio_rate5m", _ratio(SHED_CODES, by="job, route", routes="", zero=True)),
     *(
         Record(
             f"job_route:petcut_http_request_duration_seconds:p{q}_5m",
@@ -122,7 +137,6 @@ ALERTS: tuple[Alert, ...] = (
             "(its reason says why) and the CRITICAL 'model state ... → failed' log line; a corrupt or "
             "missing checkpoint does not heal by retrying, a device that failed to initialise may."
         ),
-        anchor="petcutmodelnotready",
     ),
     Alert(
         name="PetcutWarmupFailed",
@@ -136,7 +150,6 @@ ALERTS: tuple[Alert, ...] = (
             "CRITICAL 'model load failed' log line (CheckpointInvalidError means a bad image or weights "
             "volume: roll back)."
         ),
-        anchor="petcutwarmupfailed",
     ),
     Alert(
         name="PetcutWarmupPartial",
@@ -155,7 +168,6 @@ ALERTS: tuple[Alert, ...] = (
             "the /warmup body (details and message) and the 'warmup inference failed' ERROR log line (its "
             "step); a resize setting that breaks small images is the usual cause. A passing /warmup clears it."
         ),
-        anchor="petcutwarmuppartial",
     ),
     Alert(
         name="PetcutModelDegraded",
@@ -172,7 +184,6 @@ ALERTS: tuple[Alert, ...] = (
             "dashboard, the 'inference ran out of memory' log lines, then the image sizes being sent "
             "(PETCUT_MAX_PIXELS) and another process sharing the GPU."
         ),
-        anchor="petcutmodeldegraded",
     ),
     Alert(
         name="PetcutModelPoisoned",
@@ -186,35 +197,34 @@ ALERTS: tuple[Alert, ...] = (
             "Check first: the liveness probe (Kubernetes) or the instance's restarts (Cloud Run), then the "
             "CRITICAL 'non-recoverable device error' log line and the node's GPU health (nvidia-smi, Xid errors)."
         ),
-        anchor="petcutmodelpoisoned",
     ),
-    Alert(
-        name="PetcutProcessingErrors",
-        severity="critical",
-        expr="(\n" + _ratio('code=~"5..", code!="503"') + f"\n) > {ERROR_RATIO}",
-        for_="5m",
-        summary="{{ $value | humanizePercentage }} of processing requests fail with 5xx",
-        description=(
+    _ratio_alert(
+        "PetcutProcessingErrors",
+        "critical",
+        ERROR_CODES,
+        ERROR_RATIO,
+        "5m",
+        "fail with 5xx",
+        (
             f"More than {ERROR_RATIO:.0%} of the answers on the processing routes are 500 or 504 (503 "
             "shedding is a separate warning). Check first: the dashboard's errors by route and status, then "
             "petcut_inference_failures_total by reason (timeout: deadlines too short for the device; other: "
             "a bug, see the ERROR log lines with their request_id); a new revision is the usual suspect."
         ),
-        anchor="petcutprocessingerrors",
     ),
-    Alert(
-        name="PetcutShedding",
-        severity="warning",
-        expr="(\n" + _ratio('code=~"503|429"') + f"\n) > {SHED_RATIO}",
-        for_="10m",
-        summary="{{ $value | humanizePercentage }} of processing requests are shed (503/429)",
-        description=(
+    _ratio_alert(
+        "PetcutShedding",
+        "warning",
+        SHED_CODES,
+        SHED_RATIO,
+        "10m",
+        "are shed (503/429)",
+        (
             "Requests are refused: 503 (queue full, queue-wait deadline, model unavailable) or 429 (a client "
             "past its rate limit). Check first: the dashboard's queue depth against capacity and "
             'petcut_inference_failures_total{reason=~"rejected|queue_timeout"}: a full queue needs more '
             "instances (max instances, HPA), a single busy client shows as 429 on one route."
         ),
-        anchor="petcutshedding",
     ),
     Alert(
         name="PetcutSlowInference",
@@ -230,7 +240,6 @@ ALERTS: tuple[Alert, ...] = (
             "device label (a GPU instance that fell back to CPU), the resize mode and image sizes, and GPU "
             "memory; then whether a new revision changed the mode or precision."
         ),
-        anchor="petcutslowinference",
     ),
     Alert(
         name="PetcutTargetDown",
@@ -243,7 +252,6 @@ ALERTS: tuple[Alert, ...] = (
             "stuck, or out of memory, or the scrape config lost it. Check first: the pod's or container's "
             "restarts and last exit reason (OOMKilled), then GET /health on the instance."
         ),
-        anchor="petcuttargetdown",
         # Cloud Run scales to zero, so "no target" is normal there: page when Cloud Run serves requests for
         # the service and no petcut metrics arrive (crashing containers, a broken metrics sidecar)
         cloud_run_expr=(
@@ -266,18 +274,22 @@ RATE = "$__rate_interval"
 
 
 @dataclass(frozen=True)
-class Query:
-    expr: str
-    legend: str
-
-
-@dataclass(frozen=True)
 class Panel:
+    """A dashboard panel: its queries, unit, kind (``timeseries``, ``state-timeline``) and description."""
+
     title: str
     queries: tuple[Query, ...]
     unit: str = "short"
     kind: str = "timeseries"
     description: str = ""
+
+
+@dataclass(frozen=True)
+class Query:
+    """A panel's PromQL query and its legend."""
+
+    expr: str
+    legend: str
 
 
 def _quantile(q: str, by: str) -> Query:
@@ -308,8 +320,8 @@ PANELS: tuple[Panel, ...] = (
     Panel(
         "Processing 5xx ratio (503 excluded) and shed ratio (503, 429)",
         (
-            Query(_ratio('code=~"5..", code!="503"', RATE, zero=True).replace(SELECTOR, DASH), "5xx"),
-            Query(_ratio('code=~"503|429"', RATE, zero=True).replace(SELECTOR, DASH), "shed"),
+            Query(_ratio(ERROR_CODES, RATE, zero=True).replace(SELECTOR, DASH), "5xx"),
+            Query(_ratio(SHED_CODES, RATE, zero=True).replace(SELECTOR, DASH), "shed"),
         ),
         unit="percentunit",
         description=f"Alerts: 5xx above {ERROR_RATIO:.0%} for 5 min (critical), shed above {SHED_RATIO:.0%} "

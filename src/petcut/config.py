@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -56,6 +56,8 @@ class RateLimitRule(BaseModel):
         if isinstance(value, int) and not isinstance(value, bool):
             return {"per_minute": value}
         return value
+
+
 # --- end abuse resistance ---
 
 
@@ -80,12 +82,10 @@ class Settings(BaseSettings):
     # --- model ---------------------------------------------------------------------------------
     model: ModelName = Field(
         "inspyrenet",
-        validation_alias=_env("MODEL"),
         description="inspyrenet (the production model) or isnet (IS-Net, installable from the npm registry).",
     )
     engine: EngineName = Field(
         "auto",
-        validation_alias=_env("ENGINE"),
         description="auto (OpenVINO on the CPU when its prepared artifact is valid, else torch), torch, openvino.",
     )
     mode: Mode = Field("base", validation_alias=_env("MODE", "INSPIRENET_MODE"))
@@ -99,131 +99,112 @@ class Settings(BaseSettings):
             "cap on the shorter side (default 1280, as the reference)."
         ),
     )
-    checkpoint: Path | None = Field(None, validation_alias=_env("CHECKPOINT"))
-    weights_dir: Path = Field(
-        default_factory=lambda: default_cache_dir() / "weights", validation_alias=_env("WEIGHTS_DIR")
-    )
-    device: Device = Field("auto", validation_alias=_env("DEVICE"))
-    precision: Precision = Field("auto", validation_alias=_env("PRECISION"))
-    foreground: Foreground = Field("blur_fusion", validation_alias=_env("FOREGROUND"))
-    torch_threads: int | None = Field(None, ge=1, le=256, validation_alias=_env("TORCH_THREADS"))
+    checkpoint: Path | None = Field(None)
+    weights_dir: Path = Field(default_factory=lambda: default_cache_dir() / "weights")
+    device: Device = Field("auto")
+    precision: Precision = Field("auto")
+    foreground: Foreground = Field("blur_fusion")
+    torch_threads: int | None = Field(None, ge=1, le=256)
 
     # --- input limits --------------------------------------------------------------------------
-    max_upload_mb: float = Field(50.0, gt=0, le=1024, validation_alias=_env("MAX_UPLOAD_MB"))
-    max_pixels: int = Field(24_000_000, ge=1, le=500_000_000, validation_alias=_env("MAX_PIXELS"))
+    max_upload_mb: float = Field(50.0, gt=0, le=1024)
+    max_pixels: int = Field(24_000_000, ge=1, le=500_000_000)
 
     # --- server --------------------------------------------------------------------------------
-    host: str = Field("0.0.0.0", validation_alias=_env("HOST"))
+    host: str = Field("0.0.0.0")
     port: int = Field(8080, ge=1, le=65535, validation_alias=_env("PORT", "PORT"))
     log_level: LogLevel = Field("INFO", validation_alias=_env("LOG_LEVEL", "LOG_LEVEL"))
-    skip_model_preload: bool = Field(
-        False, validation_alias=_env("SKIP_MODEL_PRELOAD", "SKIP_MODEL_PRELOAD")
-    )
+    skip_model_preload: bool = Field(False, validation_alias=_env("SKIP_MODEL_PRELOAD", "SKIP_MODEL_PRELOAD"))
     min_instances: int = Field(0, ge=0, validation_alias=_env("MIN_INSTANCES", "MIN_INSTANCES"))
     enable_startup_logging: bool = Field(
         False, validation_alias=_env("ENABLE_STARTUP_LOGGING", "ENABLE_STARTUP_LOGGING")
     )
-    cors_origins: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, validation_alias=_env("CORS_ORIGINS")
-    )
-    cors_origin_regex: str | None = Field(None, validation_alias=_env("CORS_ORIGIN_REGEX"))
-    data_dir: Path = Field(default_factory=lambda: default_cache_dir() / "data", validation_alias=_env("DATA_DIR"))
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    cors_origin_regex: str | None = Field(None)
+    data_dir: Path = Field(default_factory=lambda: default_cache_dir() / "data")
 
     # --- runtime / service ----------------------------------------------------------
     max_queue: int = Field(
         8,
         ge=0,
         le=10_000,
-        validation_alias=_env("MAX_QUEUE"),
         description="Requests that may wait for the inference worker; the next one gets 503 + Retry-After.",
     )
     queue_timeout_s: float = Field(
         30.0,
         gt=0,
         le=3600,
-        validation_alias=_env("QUEUE_TIMEOUT_S"),
         description="Queue-wait deadline: a request not started by then gets 503 (not executed).",
     )
     inference_timeout_s: float = Field(
         120.0,
         gt=0,
         le=3600,
-        validation_alias=_env("INFERENCE_TIMEOUT_S"),
         description="Execution deadline of one inference; past it the request gets 504.",
     )
     cpu_workers: int | None = Field(
         None,
         ge=1,
         le=64,
-        validation_alias=_env("CPU_WORKERS"),
         description="Threads for decoding/post-processing/encoding (default: min(4, CPU count)).",
     )
     load_attempts: int = Field(
         4,
         ge=1,
         le=20,
-        validation_alias=_env("LOAD_ATTEMPTS"),
         description="Attempts to load the model when errors are transient (I/O, device init).",
     )
     load_backoff_s: float = Field(
         1.0,
         ge=0,
         le=300,
-        validation_alias=_env("LOAD_BACKOFF_S"),
         description="First retry delay; doubles each attempt (capped at 30 s), with jitter.",
     )
     load_cooldown_s: float = Field(
         60.0,
         ge=0,
         le=86_400,
-        validation_alias=_env("LOAD_COOLDOWN_S"),
         description="Circuit breaker: after a failed load, processing requests retry it only after this.",
     )
     warmup_wait_s: float = Field(
         60.0,
         ge=0,
         le=3600,
-        validation_alias=_env("WARMUP_WAIT_S"),
         description="How long /warmup waits for a load in progress before answering 503.",
     )
     oom_window_s: float = Field(
         60.0,
         gt=0,
         le=3600,
-        validation_alias=_env("OOM_WINDOW_S"),
         description="Two out-of-memory errors within this window degrade the service for a cool-down.",
     )
     oom_cooldown_s: float = Field(
         60.0,
         ge=0,
         le=3600,
-        validation_alias=_env("OOM_COOLDOWN_S"),
         description="How long the service stays degraded after repeated out-of-memory errors.",
     )
     shutdown_timeout_s: int = Field(
         6,
         ge=1,
         le=7,
-        validation_alias=_env("SHUTDOWN_TIMEOUT_S"),
         description="SIGTERM: seconds in-flight work may take to finish (exit < 8 s; Cloud Run kills at 10 s).",
     )
 
     # --- result cache ----------------------------------------------------------------------------
-    cache_max_mb: float = Field(256.0, ge=0, le=65536, validation_alias=_env("CACHE_MAX_MB"))
-    cache_max_item_mb: float = Field(16.0, gt=0, le=512, validation_alias=_env("CACHE_MAX_ITEM_MB"))
-    cache_ttl_s: int = Field(86_400, ge=1, validation_alias=_env("CACHE_TTL_S"))
-    redis_url: str | None = Field(None, validation_alias=_env("REDIS_URL"))
-    redis_timeout_s: float = Field(0.25, gt=0, le=10, validation_alias=_env("REDIS_TIMEOUT_S"))
+    cache_max_mb: float = Field(256.0, ge=0, le=65536)
+    cache_max_item_mb: float = Field(16.0, gt=0, le=512)
+    cache_ttl_s: int = Field(86_400, ge=1)
+    redis_url: str | None = Field(None)
+    redis_timeout_s: float = Field(0.25, gt=0, le=10)
 
     # --- customer image storage ---
     storage_url: str | None = Field(
         None,
-        validation_alias=_env("STORAGE_URL"),
         description="Customer images: file:///abs/path (default <data_dir>/images) or gs://bucket[/prefix].",
     )
     public_base_url: str | None = Field(
         None,
-        validation_alias=_env("PUBLIC_BASE_URL"),
         description="Absolute base (http[s]://host[/path]) of the image URLs the local store returns "
         "(default: the request's base URL).",
     )
@@ -231,7 +212,6 @@ class Settings(BaseSettings):
         10.0,
         gt=0,
         le=300,
-        validation_alias=_env("STORAGE_TIMEOUT_S"),
         description="Deadline of one storage call, retries included; past it the request gets 503.",
     )
 
@@ -252,6 +232,7 @@ class Settings(BaseSettings):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value or None
+
     # --- end customer image storage ---
 
     # --- abuse resistance ---
@@ -259,7 +240,6 @@ class Settings(BaseSettings):
         30,
         ge=0,
         le=1_000_000,
-        validation_alias=_env("RATE_LIMIT_PER_MINUTE"),
         description="Requests per minute per client on each processing route (token bucket); 0 turns rate "
         "limiting off entirely.",
     )
@@ -267,13 +247,11 @@ class Settings(BaseSettings):
         None,
         ge=1,
         le=1_000_000,
-        validation_alias=_env("RATE_LIMIT_BURST"),
         description="Bucket capacity of the default limit: requests a client may send at once "
         "(default: the per-minute limit).",
     )
     rate_limits: Annotated[dict[str, RateLimitRule], NoDecode] = Field(
         default_factory=dict,
-        validation_alias=_env("RATE_LIMITS"),
         description='Per-route limits, JSON: {"/store-image": 60, "/warmup": {"per_minute": 6, "burst": 2}}; '
         "keys are route paths as documented ({name} for a path parameter); 0 exempts the route.",
     )
@@ -281,30 +259,25 @@ class Settings(BaseSettings):
         50_000,
         ge=100,
         le=10_000_000,
-        validation_alias=_env("RATE_LIMIT_MAX_CLIENTS"),
         description="In-memory buckets kept at most (least recently used evicted; idle full buckets dropped).",
     )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        validation_alias=_env("TRUSTED_PROXIES"),
         description="Comma list of proxy IPs/CIDRs whose X-Forwarded-For is believed (right-most untrusted "
         "address is the client).",
     )
     api_key_hashes: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        validation_alias=_env("API_KEY_HASHES"),
         description="Comma list of sha256:<hex> API key hashes (python -m petcut.api.auth hash KEY).",
     )
     require_api_key: bool = Field(
         False,
-        validation_alias=_env("REQUIRE_API_KEY"),
         description="Processing and storage routes need a valid API key, except from allowed CORS origins.",
     )
     api_key_rate_limit_per_minute: int = Field(
         0,
         ge=0,
         le=1_000_000,
-        validation_alias=_env("API_KEY_RATE_LIMIT_PER_MINUTE"),
         description="Per-key limit on the rate-limited routes for clients with a valid key; 0: not limited.",
     )
 
@@ -358,12 +331,12 @@ class Settings(BaseSettings):
                 hashes.append(text)
             return hashes
         return value
+
     # --- end abuse resistance ---
 
     # --- colour management ---
     color: Literal["srgb", "preserve"] = Field(
         "srgb",
-        validation_alias=_env("COLOR"),
         description="srgb: convert embedded ICC profiles to sRGB, tag outputs sRGB; preserve: keep the source profile",
     )
 
@@ -378,7 +351,6 @@ class Settings(BaseSettings):
         64,
         ge=1,
         le=10_000,
-        validation_alias=_env("MAX_JPEG_SCANS"),
         description="JPEGs with more scans (SOS markers) are refused before decoding (422 too_many_scans); "
         "a normal progressive JPEG has about 10.",
     )
@@ -386,42 +358,36 @@ class Settings(BaseSettings):
         10.0,
         gt=0,
         le=300,
-        validation_alias=_env("DECODE_TIMEOUT_S"),
         description="Deadline of one image decode; past it the image is refused (422 decode_timeout).",
     )
     header_timeout_s: float = Field(
         10.0,
         gt=0,
         le=300,
-        validation_alias=_env("HEADER_TIMEOUT_S"),
         description="A connection must send a complete request line and headers within this time.",
     )
     body_timeout_s: float = Field(
         20.0,
         gt=0,
         le=600,
-        validation_alias=_env("BODY_TIMEOUT_S"),
         description="Longest wait for the next piece of a request body; past it: 408 request_timeout.",
     )
     max_connections_per_client: int = Field(
         32,
         ge=1,
         le=100_000,
-        validation_alias=_env("MAX_CONNECTIONS_PER_CLIENT"),
         description="Open connections one client address may hold; more are closed at once.",
     )
     store_max_images_per_session: int = Field(
         50,
         ge=1,
         le=100_000,
-        validation_alias=_env("STORE_MAX_IMAGES_PER_SESSION"),
         description="Images one session may store (429 session_quota_exceeded past it).",
     )
     store_max_mb_per_session: float = Field(
         200.0,
         gt=0,
         le=1_000_000,
-        validation_alias=_env("STORE_MAX_MB_PER_SESSION"),
         description="Megabytes one session may store (413 session_quota_exceeded past it).",
     )
     # --- end hardening ---
@@ -429,18 +395,15 @@ class Settings(BaseSettings):
     # --- IS-Net model ---
     isnet_variant: Literal["medium", "small"] = Field(
         "medium",
-        validation_alias=_env("ISNET_VARIANT"),
         description="PETCUT_MODEL=isnet: medium (88 MB, fp16 weights, the better cut-out) or small (44 MB, uint8).",
     )
     npm_registry: str = Field(
         "https://registry.npmjs.org",
-        validation_alias=_env("NPM_REGISTRY"),
         description="npm registry (or mirror) the IS-Net weights are downloaded from; the tarball is checked "
         "against the integrity petcut pins whatever the registry.",
     )
     model_fallback: bool = Field(
         False,
-        validation_alias=_env("MODEL_FALLBACK"),
         description="Set by `make run` when no model was configured and the InSPyReNet weights could not be "
         "downloaded, so IS-Net is served instead; said in the log, /, /ready and the metrics. Needs "
         "PETCUT_MODEL=isnet.",
@@ -485,6 +448,7 @@ class Settings(BaseSettings):
             "fallback: no model was configured and the InSPyReNet weights could not be downloaded, so IS-Net "
             f"{self.isnet_variant} (from the npm registry, AGPL-3.0) serves; set PETCUT_MODEL to choose"
         )
+
     # --- end IS-Net model ---
 
     @property
@@ -552,7 +516,7 @@ _FIELD_BY_NAME = {
 }
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Read the environment (plus explicit overrides) once; raise SettingsError naming the variable."""
     try:
         return Settings(**overrides)

@@ -1,9 +1,11 @@
 """decode → segment (cached) → effects → encode: the one place that orchestrates a request.
 
-The synchronous core (:func:`make_cutout`, :func:`segment`) is shared by the CLI and the service. The
-service's :class:`Pipeline` runs each step where it belongs: decoding, effects and encoding in the
-bounded CPU pool, the model on the runtime's single worker, and consults the result cache first so a
-repeated request does no model work (and, when every output is cached, no decoding either).
+The synchronous steps (:func:`decode`, :func:`check_alpha`, :func:`cut_out`, :func:`render_removal`)
+are shared by the CLI and the service (docs/architecture.md). :func:`remove_image` chains them for the
+CLI: no cache, no queue, no event loop. The service's :class:`Pipeline` runs each step where it
+belongs: decoding, effects and encoding in the bounded CPU pool, the model on the runtime's single
+worker, and consults the result cache first so a repeated request does no model work (and, when every
+output is cached, no decoding either).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from PIL import Image
 from petcut import effects
 from petcut.cache import ResultCache, cache_key, content_digest, pack, unpack
 from petcut.config import Settings
+from petcut.errors import PetcutError
 from petcut.imaging import (
+    DecodedImage,
     ImageError,
     composite,
     crop,
@@ -34,32 +38,13 @@ from petcut.imaging import (
     to_rgba,
 )
 from petcut.imaging.color import SRGB_TAGS, OutputTags
+from petcut.imaging.compose import Box
 from petcut.imaging.foreground import estimate_foreground
 from petcut.model.base import Segmenter
 from petcut.observability import Metrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Box = tuple[int, int, int, int]
-
-
-@dataclass(frozen=True)
-class Cutout:
-    """A segmented image: ``rgba`` (uint8 H×W×4, RGB = estimated foreground colour) and its ``alpha``."""
-
-    rgba: np.ndarray
-    alpha: np.ndarray
-
-
-def make_cutout(rgb: np.ndarray, alpha: np.ndarray, foreground: str) -> Cutout:
-    """Combine the photo and the predicted alpha into an RGBA cut-out (post-processing, no model)."""
-    colour = estimate_foreground(rgb, alpha, method=foreground)
-    return Cutout(rgba=to_rgba(colour, alpha), alpha=alpha)
-
-
-def segment(segmenter: Segmenter, rgb: np.ndarray, foreground: str) -> Cutout:
-    """Run the model on ``rgb`` (uint8 H×W×3) and build the cut-out, synchronously."""
-    return make_cutout(rgb, segmenter.predict_alpha(rgb), foreground)
 
 
 class ModelOutputError(RuntimeError):
@@ -75,8 +60,67 @@ def check_alpha(alpha: object, height: int, width: int) -> np.ndarray:
     return alpha
 
 
-class NoSubjectError(ValueError):
-    """Cropping to the subject was asked for, but the model found no subject."""
+class NoSubjectError(PetcutError, ValueError):
+    """Cropping to the subject was asked for, but the model found no subject (422)."""
+
+    status = 422
+    code = "no_subject_found"
+    default_message = "No subject was found in the image, so there is nothing to crop to."
+
+
+# --- the synchronous steps (the CLI and the service) --------------------------------------------------
+def decode(data: bytes, settings: Settings) -> DecodedImage:
+    """The upload decoded under the configured limits (size, pixels, JPEG scans, time) and colour mode."""
+    return decode_image(
+        data,
+        max_bytes=settings.max_upload_bytes,
+        max_pixels=settings.max_pixels,
+        color=settings.color,
+        max_scans=settings.max_jpeg_scans,
+        timeout_s=settings.decode_timeout_s,
+    )
+
+
+def cut_out(
+    rgb: np.ndarray, alpha: np.ndarray, foreground: str, tags: OutputTags, *, encode: bool
+) -> tuple[np.ndarray, Box | None, bytes | None]:
+    """The photo and its checked alpha → the RGBA cut-out (RGB = estimated foreground colour), the
+    subject's box, and the cut-out as PNG when ``encode`` (post-processing, no model)."""
+    rgba = to_rgba(estimate_foreground(rgb, alpha, method=foreground), alpha)
+    png = encode_image(rgba, "png", tags=tags) if encode else None
+    return rgba, subject_bbox(alpha), png
+
+
+def render_removal(seg: SegmentedImage, options: RemoveOptions) -> tuple[bytes, int, int]:
+    """The remove-background output of a cut-out: crop, resize, mask or background, encoded; with its size."""
+    image, tags = seg.rgba, seg.tags
+    if options.crop:
+        if seg.box is None:
+            raise NoSubjectError()
+        height, width = image.shape[:2]
+        image = crop(image, expand_box(seg.box, options.crop_margin, width, height))
+    if options.max_side:
+        resized = fit_max_side(image, options.max_side)
+        image, tags = resized, _scaled_tags(tags, image, resized)
+    if options.output == "mask":
+        image = np.ascontiguousarray(image[..., 3])
+    elif options.bg_color is not None:
+        image = composite(image, options.bg_color)
+    elif options.fmt == "png" and seg.png is not None and image is seg.rgba:
+        return seg.png, image.shape[1], image.shape[0]  # the plain full-size cut-out: already encoded
+    data = encode_image(image, options.fmt, bg_color=options.bg_color or (255, 255, 255), tags=tags)
+    return data, image.shape[1], image.shape[0]
+
+
+def remove_image(segmenter: Segmenter, data: bytes, settings: Settings, options: RemoveOptions) -> bytes:
+    """The remove-background path of the service, synchronously and without cache or queue (the CLI)."""
+    started = time.perf_counter()
+    decoded = decode(data, settings)
+    rgb = decoded.rgb
+    alpha = check_alpha(segmenter.predict_alpha(rgb), rgb.shape[0], rgb.shape[1])
+    rgba, box, _ = cut_out(rgb, alpha, settings.foreground, decoded.output_tags, encode=False)
+    seg = SegmentedImage(rgba, box, False, time.perf_counter() - started, None, decoded.output_tags)
+    return render_removal(seg, options)[0]
 
 
 # --- what the service's pipeline needs from its surroundings -----------------------------------------
@@ -170,24 +214,6 @@ class Pipeline:
             self.metrics.inc("petcut_inference_failures_total", reason=reason)
 
     # --- the cut-out ---------------------------------------------------------------------------------
-    def _decode(self, data: bytes):
-        settings = self.settings
-        return decode_image(
-            data,
-            max_bytes=settings.max_upload_bytes,
-            max_pixels=settings.max_pixels,
-            color=settings.color,
-            max_scans=settings.max_jpeg_scans,
-            timeout_s=settings.decode_timeout_s,
-        )
-
-    def _post(
-        self, rgb: np.ndarray, alpha: np.ndarray, encode: bool, tags: OutputTags
-    ) -> tuple[np.ndarray, Box | None, bytes | None]:
-        cutout = make_cutout(rgb, alpha, self.settings.foreground)
-        png = encode_image(cutout.rgba, "png", tags=tags) if encode else None
-        return cutout.rgba, subject_bbox(alpha), png
-
     async def segment(
         self, data: bytes, *, use_cache: bool = True, internal: bool = False, digest: str | None = None
     ) -> SegmentedImage:
@@ -198,16 +224,16 @@ class Pipeline:
         if use_cache and not internal:
             blob = await self.cache.get(key)
             if blob is not None:
-                meta, png = unpack(blob)
-                rgba, icc = await self.cpu.run(_decode_png, png)
-                box = tuple(meta["box"]) if meta.get("box") else None
-                tags = OutputTags(icc, tuple(meta["dpi"]) if meta.get("dpi") else None)  # type: ignore[arg-type]
-                return SegmentedImage(rgba, box, True, time.perf_counter() - started, png, tags)  # type: ignore[arg-type]
+                meta, cached = unpack(blob)
+                pixels, icc = await self.cpu.run(_decode_png, cached)
+                cached_box = tuple(meta["box"]) if meta.get("box") else None
+                cached_tags = OutputTags(icc, tuple(meta["dpi"]) if meta.get("dpi") else None)
+                return SegmentedImage(pixels, cached_box, True, time.perf_counter() - started, cached, cached_tags)
         if not internal:
             self.model.check_available()  # refuse (and start a load) before decoding anything
         step = time.perf_counter()
         try:
-            decoded = await self.cpu.run(self._decode, data)
+            decoded = await self.cpu.run(decode, data, self.settings)
         except ImageError:
             self._failed("bad_input")
             raise
@@ -222,34 +248,13 @@ class Pipeline:
         store = use_cache and not internal
         step = time.perf_counter()
         tags = decoded.output_tags
-        rgba, box, png = await self.cpu.run(self._post, rgb, alpha, store, tags)
+        rgba, box, png = await self.cpu.run(cut_out, rgb, alpha, self.settings.foreground, tags, encode=store)
         self._observe("post", step)
         if store and png is not None:
             await self.cache.set(key, pack({"box": box, "dpi": tags.dpi}, png))
         return SegmentedImage(rgba, box, False, time.perf_counter() - started, png, tags)
 
     # --- remove-background ----------------------------------------------------------------------------
-    def _render_removal(self, seg: SegmentedImage, options: RemoveOptions) -> tuple[bytes, int, int]:
-        image, tags = seg.rgba, seg.tags
-        if options.crop:
-            if seg.box is None:
-                raise NoSubjectError("no subject was found in the image, so there is nothing to crop to")
-            height, width = image.shape[:2]
-            image = crop(image, expand_box(seg.box, options.crop_margin, width, height))
-        if options.max_side:
-            resized = fit_max_side(image, options.max_side)
-            image, tags = resized, _scaled_tags(tags, image, resized)
-        if options.output == "mask":
-            image = np.ascontiguousarray(image[..., 3])
-        elif options.bg_color is not None:
-            image = composite(image, options.bg_color)
-        elif (
-            options.fmt == "png" and seg.png is not None and image is seg.rgba
-        ):  # the plain full-size cut-out: already encoded
-            return seg.png, image.shape[1], image.shape[0]
-        data = encode_image(image, options.fmt, bg_color=options.bg_color or (255, 255, 255), tags=tags)
-        return data, image.shape[1], image.shape[0]
-
     async def remove_background(
         self, data: bytes, options: RemoveOptions, *, use_cache: bool = True, internal: bool = False
     ) -> ImageResult:
@@ -265,11 +270,11 @@ class Pipeline:
                 meta, payload = unpack(blob)
                 box = tuple(meta["box"]) if meta.get("box") else None
                 elapsed = time.perf_counter() - started
-                return ImageResult(payload, options.fmt, meta["width"], meta["height"], box, True,  # type: ignore[arg-type]
+                return ImageResult(payload, options.fmt, meta["width"], meta["height"], box, True,
                                    {"total": elapsed, "background_removal": 0.0, "encode": 0.0})  # fmt: skip
         seg = await self.segment(data, use_cache=use_cache, internal=internal, digest=digest)
         encode_started = time.perf_counter()
-        payload, width, height = await self.cpu.run(self._render_removal, seg, options)
+        payload, width, height = await self.cpu.run(render_removal, seg, options)
         self._observe("render", encode_started)
         if use_cache:
             await self.cache.set(key, pack({"box": seg.box, "width": width, "height": height}, payload))
@@ -309,7 +314,12 @@ class Pipeline:
         digest = content_digest(data)
         keys = {
             name: cache_key(
-                self.settings, digest, "effect", effect=effects.canonical(name), params=params[name], fmt=fmt,
+                self.settings,
+                digest,
+                "effect",
+                effect=effects.canonical(name),
+                params=params[name],
+                fmt=fmt,
                 max_side=max_side,
                 bg=bg_color if fmt == "jpeg" else None,
             )
@@ -366,4 +376,3 @@ class Pipeline:
                 "effects_processing": now - effects_started,
             },
         )
-

@@ -10,10 +10,12 @@ petcut's pipeline shows up as a difference. Used by ``bench/quality.py`` and the
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.typing import NDArray
 
 PET_CLASSES = (1, 2)
 UNDECIDED = 255
@@ -61,7 +63,7 @@ def score(alpha: np.ndarray, label: np.ndarray) -> Score:
     return Score(iou=float(iou), mae=float(np.abs(values - pet).mean()))
 
 
-def standalone_isnet(onnx_path: Path, threads: int | None = None):
+def standalone_isnet(onnx_path: Path, threads: int | None = None) -> Callable[[NDArray[np.uint8]], NDArray[np.float32]]:
     """The published recipe as a function ``rgb (uint8 H×W×3) → alpha (float32 H×W)``: ONNX Runtime on the
     CPU, the photo stretched to 1024×1024 with OpenCV bilinear, ``(v − 128) / 256``, the sigmoid output
     ``output`` resized back with OpenCV bilinear. Needs ``onnxruntime`` (a dev dependency)."""
@@ -73,11 +75,13 @@ def standalone_isnet(onnx_path: Path, threads: int | None = None):
         options.intra_op_num_threads = threads
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
-    def predict(rgb: np.ndarray) -> np.ndarray:
+    def predict(rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
         height, width = rgb.shape[:2]
         x = cv2.resize(rgb, (1024, 1024), interpolation=cv2.INTER_LINEAR).astype(np.float32)
         x = ((x - 128.0) / 256.0).transpose(2, 0, 1)[None]
         (out,) = session.run(["output"], {"input": x})
-        return np.clip(cv2.resize(out[0, 0], (width, height), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+        resized = cv2.resize(out[0, 0], (width, height), interpolation=cv2.INTER_LINEAR)
+        alpha: NDArray[np.float32] = np.clip(resized, 0.0, 1.0)
+        return alpha
 
     return predict

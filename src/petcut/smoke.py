@@ -25,7 +25,7 @@ import binascii
 import functools
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from io import BytesIO
@@ -147,8 +147,8 @@ class Smoke:
         self._deadline = 0.0
 
     # --- plumbing ----------------------------------------------------------------------------------
-    def _headers(self, check: str, *, origin: bool = True, **extra: str) -> dict[str, str]:
-        headers = {"X-Request-ID": f"smoke-{self.run_id}-{check.replace(' ', '-')}", **extra}
+    def _headers(self, check: str, extra: Mapping[str, str] | None = None, *, origin: bool = True) -> dict[str, str]:
+        headers = {"X-Request-ID": f"smoke-{self.run_id}-{check.replace(' ', '-')}", **(extra or {})}
         if origin and self.origin:
             headers["Origin"] = self.origin
         return headers
@@ -218,7 +218,7 @@ class Smoke:
     def check_preflight(self) -> str:
         headers = self._headers(
             "cors-preflight",
-            **{"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"},
+            {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "content-type"},
         )
         response = self.client.options(PROCESS_PATH, headers=headers)
         if not 200 <= response.status_code < 300:

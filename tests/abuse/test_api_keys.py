@@ -11,7 +11,7 @@ import pytest
 from petcut.api import auth
 from petcut.api.auth import ApiKeys, hash_key, new_key
 from petcut.config import SettingsError, load_settings
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from tests.support.checks import check_edge, check_error
 from tests.support.fakes import FakeClock
 from tests.support.images import jpeg_bytes

@@ -138,6 +138,6 @@ def test_a_client_that_goes_stops_its_decode() -> None:
 
 
 def _ready():  # type: ignore[no-untyped-def]
-    from petcut.model.runtime_errors import State
+    from petcut.model.runtime import State
 
     return (State.READY,)

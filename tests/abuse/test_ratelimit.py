@@ -9,18 +9,13 @@ import re
 
 import pytest
 
+from petcut.api import create_app
+from petcut.api.buckets import Decision, Limit, MemoryBuckets
+from petcut.api.clients import ClientResolver, parse_ip
 from petcut.api.middleware import EdgeMiddleware
-from petcut.api.ratelimit import (
-    AbuseGuardMiddleware,
-    ClientResolver,
-    Decision,
-    Limit,
-    MemoryBuckets,
-    build_routes,
-    parse_ip,
-)
+from petcut.api.ratelimit import AbuseGuardMiddleware, build_routes
 from petcut.config import SettingsError, load_settings
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from tests.support.checks import check_edge, check_error
 from tests.support.fakes import FakeClock
 from tests.support.images import jpeg_bytes
@@ -195,7 +190,7 @@ def test_per_route_overrides_and_exemptions(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("PETCUT_CORS_ORIGINS", ORIGIN)
     monkeypatch.setenv("PETCUT_RATE_LIMIT_PER_MINUTE", "3")
     settings = load_settings(mode="fast")
-    limits = {route.template: route.limit for route in build_routes(settings)}
+    limits = {route.template: route.limit for route in build_routes(settings, create_app(settings).routes)}
     assert limits["/store-image"] == Limit("store-image", 1, 1)
     assert limits["/api/v2/remove-background"] is None  # 0: exempt (still a protected route for keys)
     assert limits["/api/v2/process-with-effects"] == Limit("process-with-effects", 3, 3)
@@ -221,7 +216,7 @@ def test_per_route_overrides_and_exemptions(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_zero_turns_rate_limiting_off() -> None:
     settings = make_settings(rate_limit_per_minute=0, rate_limits={"/store-image": 5})
-    assert all(route.limit is None for route in build_routes(settings))
+    assert all(route.limit is None for route in build_routes(settings, create_app(settings).routes))
 
     async def scenario() -> None:
         async with Service(settings) as svc:

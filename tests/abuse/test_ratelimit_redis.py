@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from petcut.api.ratelimit import Limit, RedisBuckets
-from petcut.model.runtime_errors import State
+from petcut.api.buckets import Limit, RedisBuckets
+from petcut.model.runtime import State
 from tests.support.checks import check_error
 from tests.support.fakes import FakeClock
 from tests.support.images import jpeg_bytes
@@ -25,7 +25,7 @@ def test_the_lua_bucket_refills_and_expires(redis_server) -> None:
             assert await buckets.take("k", limit, 105.0) == (False, 0.5)
             assert await buckets.take("k", limit, 110.0) == (True, 0.0)
             assert await buckets.take("k", limit, 90.0) == (False, 0.0)  # a clock behind: no refill, no harm
-            ttl = await buckets._client.ttl("petcut:rl:k")
+            ttl = await buckets.link.client.ttl("petcut:rl:k")
             assert 1 <= ttl <= 21  # gone once it would be full again
             assert await buckets.take("k", limit, 10_000.0) == (True, 1.0)  # refilled to the burst only
         finally:
@@ -34,9 +34,7 @@ def test_the_lua_bucket_refills_and_expires(redis_server) -> None:
     run(scenario())
 
 
-def test_two_instances_share_limits_and_survive_redis_dying(
-    redis_server, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_two_instances_share_limits_and_survive_redis_dying(redis_server, caplog: pytest.LogCaptureFixture) -> None:
     async def scenario() -> None:
         clock = FakeClock()
         settings = make_settings(rate_limit_per_minute=4, redis_url=redis_server.url, redis_timeout_s=0.5)
@@ -62,7 +60,7 @@ def test_two_instances_share_limits_and_survive_redis_dying(
 
             redis_server.start()  # back, empty: shared again once the back-off passes
             for svc in (first, second):
-                svc.app.state.abuse_guard.limiter.redis._down_until = 0.0
+                svc.app.state.abuse_guard.limiter.redis.link.breaker.reset()
             clock.advance(60)
             statuses = [(await svc.process(photo)).status_code for svc in (first, second, first, second, first)]
             assert statuses == [200, 200, 200, 200, 429]

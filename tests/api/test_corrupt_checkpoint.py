@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from petcut.api.app import default_loader
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from tests.support.checks import check_edge, check_error
 from tests.support.service import ORIGIN, Service, make_settings, run
 

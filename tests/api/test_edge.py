@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from tests.support.checks import check_edge, check_error, check_png
 from tests.support.fakes import FakeSegmenter, Loader
 from tests.support.images import jpeg_bytes
@@ -233,5 +233,49 @@ def test_405_lists_every_method_of_the_path() -> None:
             assert {m.strip() for m in response.headers["allow"].split(",")} >= {"GET", "POST", "OPTIONS"}
             health = await svc.client.delete("/health")
             assert {m.strip() for m in health.headers["allow"].split(",")} >= {"GET", "HEAD"}
+
+    run(scenario())
+
+
+def test_the_middleware_stack_runs_in_the_declared_order() -> None:
+    """One declared list, outermost first: metrics (observe only) → edge → Starlette's 500 → abuse guard →
+    exception handlers → router. The metrics see the edge's own answers; the guard's 401/429 get CORS."""
+    from starlette.middleware.errors import ServerErrorMiddleware
+    from starlette.middleware.exceptions import ExceptionMiddleware
+
+    from petcut.api import create_app
+    from petcut.api.middleware import EdgeMiddleware
+    from petcut.api.ratelimit import AbuseGuardMiddleware
+    from petcut.api.routes_metrics import RequestMetricsMiddleware
+    from petcut.api.stack import layers
+
+    app = create_app(make_settings())
+    declared = ["RequestMetricsMiddleware", "EdgeMiddleware", "ServerErrorMiddleware", "AbuseGuardMiddleware"]
+    assert app.stack.names() == declared
+    ours = (RequestMetricsMiddleware, EdgeMiddleware, ServerErrorMiddleware, AbuseGuardMiddleware, ExceptionMiddleware)
+    built = [type(layer) for layer in layers(app.build_middleware_stack()) if isinstance(layer, ours)]
+    assert built == list(ours)
+    with pytest.raises(RuntimeError, match="add_middleware"):
+        other = create_app(make_settings())
+        other.add_middleware(ServerErrorMiddleware)
+        other.build_middleware_stack()
+
+
+def test_exposed_headers_are_the_documented_ones() -> None:
+    """Browsers may read what the routes document in OpenAPI, plus what the edge and the guard always add."""
+
+    async def scenario() -> None:
+        async with Service() as svc:
+            response = await svc.client.get("/health")
+            exposed = {name.strip() for name in response.headers["access-control-expose-headers"].split(",")}
+            documented = {
+                name
+                for path in svc.app.openapi()["paths"].values()
+                for operation in path.values()
+                for answer in operation.get("responses", {}).values()
+                for name in answer.get("headers", {})
+            }
+            assert exposed == documented | {"X-Request-ID", "Retry-After", "RateLimit", "RateLimit-Policy"}
+            assert {"X-Session-ID", "X-Foreground-Found", "Content-Disposition", "X-Model"} <= exposed
 
     run(scenario())

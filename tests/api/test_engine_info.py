@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from tests.support.fakes import FakeSegmenter, Loader
 from tests.support.service import Service, make_settings, run
 

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from tests.support.checks import check_edge, check_error, check_png
 from tests.support.fakes import FakeSegmenter, Loader, cuda_oom_runtime_error, device_runtime_error, oom
 from tests.support.images import jpeg_bytes

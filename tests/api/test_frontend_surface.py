@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 from petcut import effects
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from tests.support.checks import check_edge, check_error
 from tests.support.images import jpeg_bytes
 from tests.support.service import Service, make_settings, run

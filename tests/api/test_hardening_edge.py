@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from petcut.api.middleware import CorsPolicy
+from petcut.api.cors import CorsPolicy
 from tests.support.checks import check_edge
 from tests.support.service import ORIGIN, ORIGIN_REGEX, PREVIEW_ORIGIN, Service, make_settings, run
 

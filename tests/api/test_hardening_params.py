@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from tests.support.checks import check_error, check_png
 from tests.support.images import jpeg_bytes
 from tests.support.service import Service, make_settings, run

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from petcut.api.app import default_loader
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from tests.support.service import Service, make_settings, run
 from tests.support.shared_data import pets_dir
 

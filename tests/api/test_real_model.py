@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from petcut.api.app import default_loader
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from tests.support.checks import check_edge, check_png
 from tests.support.images import jpeg_bytes
 from tests.support.service import Service, make_settings, run

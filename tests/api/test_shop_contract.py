@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from tests.support.checks import check_edge, check_error
 from tests.support.images import jpeg_bytes
 from tests.support.service import ORIGIN, Service, run

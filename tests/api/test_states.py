@@ -7,7 +7,7 @@ import asyncio
 import threading
 
 from petcut.model.base import ChecksumMismatchError, WeightsMissingError
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from tests.support.checks import check_edge, check_error, check_png
 from tests.support.fakes import FakeSegmenter, Loader, TransientLoadError, corrupt, device_fault
 from tests.support.service import PREVIEW_ORIGIN, Service, degraded_service, make_settings, run, wait_for

@@ -20,7 +20,7 @@ from PIL import Image
 from schemathesis.python import asgi
 
 from petcut.api import create_app
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from tests.support.fakes import Loader
 from tests.support.service import fuzz_settings
 

@@ -41,7 +41,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from petcut.api import create_app
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from tests.support.fakes import Loader
 from tests.support.service import fuzz_settings
 

@@ -30,6 +30,7 @@ from petcut.imaging import (
     UnsupportedImageFormat,
     decode_image,
     sniff_format,
+    sniff_image,
 )
 
 MAX_BYTES = 50 << 20
@@ -357,3 +358,18 @@ def test_apng_frames() -> None:
     img = decode(buf.getvalue())
     assert img.format == "png" and img.frames == 4
     assert (img.rgb == (0, 0, 255)).all()
+
+
+def test_sniff_image_tells_heic_from_heif_and_refused_kinds() -> None:
+    def ftyp(major: bytes, *compatible: bytes) -> bytes:
+        body = major + b"\x00\x00\x00\x00" + b"".join(compatible)
+        return (8 + len(body)).to_bytes(4, "big") + b"ftyp" + body
+
+    heic, heif = sniff_image(ftyp(b"mif1", b"mif1", b"heic")), sniff_image(ftyp(b"mif1", b"mif1"))
+    assert heic is not None and (heic.format, heic.content_type, heic.ext) == ("heif", "image/heic", "heic")
+    assert heif is not None and (heif.format, heif.content_type, heif.ext) == ("heif", "image/heif", "heif")
+    assert heic.accepted and heif.accepted
+    avif = sniff_image(ftyp(b"miaf", b"avif"))
+    assert avif is not None and (avif.format, avif.ext) == ("avif", "avif")
+    bmp = sniff_image(b"BM\x00\x00")
+    assert bmp is not None and bmp.format == "bmp" and not bmp.accepted

@@ -20,8 +20,8 @@ from petcut.model.base import (
     OutOfMemory,
     WeightsMissingError,
 )
-from petcut.model.runtime import ModelRuntime, backoff_delay, describe_load_error, is_transient
-from petcut.model.runtime_errors import DeadlineExceeded, Fault, State, Unavailable, classify
+from petcut.model.runtime import ModelRuntime, State, backoff_delay, describe_load_error, is_transient
+from petcut.model.runtime_errors import DeadlineExceeded, Fault, Unavailable, classify
 from petcut.model.runtime_worker import InferenceWorker
 from tests.support.fakes import FakeSegmenter, Loader
 from tests.support.service import make_settings, run, wait_for

@@ -3,7 +3,7 @@ from the start, so the first 500 is an increase), whether the last warmup passed
 
 from __future__ import annotations
 
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from tests.support.fakes import Loader, corrupt
 from tests.support.metrics import scrape
 from tests.support.service import Service, degraded_service, make_settings, run

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from petcut.observability import JsonFormatter, request_id_var, trace_var, uvicorn_log_config
 from tests.support.fakes import FakeSegmenter, Loader, oom
 from tests.support.images import jpeg_bytes

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State
 from petcut.observability import GpuMemoryCollector, Metrics
 from tests.support.checks import check_edge, check_error
 from tests.support.fakes import Loader, corrupt, oom

@@ -16,8 +16,7 @@ from fastapi import FastAPI
 
 from petcut.api import create_app
 from petcut.config import Settings
-from petcut.model.runtime import ModelRuntime
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import ModelRuntime, State
 from petcut.storage import ImageStore
 from tests.support.fakes import FakeClock, FakeSegmenter, Loader
 from tests.support.images import jpeg_bytes

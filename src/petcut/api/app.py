@@ -1,7 +1,8 @@
 """``create_app()``: the ASGI application uvicorn serves.
 
 Nothing happens at import time. The model runtime is created here and started by the lifespan, which
-returns at once (the port opens immediately; the model loads in the background).
+returns at once (the port opens immediately; the model loads in the background). The middleware stack is
+declared here, in one ordered list (:mod:`petcut.api.stack` says why this order).
 """
 
 from __future__ import annotations
@@ -15,21 +16,26 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware import Middleware
 from starlette.types import ASGIApp
 
 from petcut import __version__
-from petcut.api import ratelimit, routes_health, routes_metrics, routes_processing, routes_storage
+from petcut.api import routes_health, routes_metrics, routes_processing, routes_storage
+from petcut.api.cors import CorsPolicy
 from petcut.api.deps import CpuPool
 from petcut.api.errors import install_error_handlers
-from petcut.api.middleware import MULTIPART_SLACK, CorsPolicy, EdgeMiddleware
+from petcut.api.middleware import MULTIPART_SLACK, EdgeMiddleware
+from petcut.api.ratelimit import AbuseGuard, AbuseGuardMiddleware
+from petcut.api.routes_metrics import RequestMetricsMiddleware, RouteTemplates
+from petcut.api.stack import SERVER_ERRORS, MiddlewareStack
 from petcut.api.warmup import make_probe
 from petcut.cache import open_cache
 from petcut.config import Settings, load_settings
 from petcut.model.base import Segmenter
-from petcut.model.runtime import ModelRuntime
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import ModelRuntime, State
 from petcut.observability import Metrics, StartupTimeline
 from petcut.pipeline import Pipeline
+from petcut.redis_client import open_redis
 from petcut.storage import open_store
 
 log = logging.getLogger("petcut.api")
@@ -52,13 +58,20 @@ def default_loader(settings: Settings) -> Segmenter:
 
 
 class PetcutAPI(FastAPI):
-    """FastAPI whose outermost layer is :class:`EdgeMiddleware`, outside ServerErrorMiddleware."""
+    """FastAPI built around a declared :class:`MiddlewareStack` (``stack``), some of whose layers sit
+    outside ServerErrorMiddleware. ``add_middleware`` is not used: a layer goes into the declared list."""
 
-    edge_options: dict[str, object]
+    stack: MiddlewareStack = MiddlewareStack(SERVER_ERRORS)
 
     def build_middleware_stack(self) -> ASGIApp:
-        edge = EdgeMiddleware(super().build_middleware_stack(), **self.edge_options)  # type: ignore[arg-type]
-        return routes_metrics.middleware(self, edge)
+        if self.user_middleware and self.user_middleware != self.stack.inside:
+            raise RuntimeError("petcut declares its middleware in create_app's stack; add_middleware is not used")
+
+        def framework(inside: list[Middleware]) -> ASGIApp:
+            self.user_middleware = inside
+            return super(PetcutAPI, self).build_middleware_stack()
+
+        return self.stack.build(framework)
 
 
 async def warm_effects_when_ready(runtime: ModelRuntime, cpu: CpuPool, poll_s: float = 0.5) -> None:
@@ -88,7 +101,8 @@ def create_app(settings: Settings | None = None, *, load_segmenter: Loader | Non
         logging.getLogger("petcut.startup"), start=started_at, enabled=settings.enable_startup_logging
     )
     cpu = CpuPool(settings.cpu_workers)
-    cache = open_cache(settings)
+    redis = open_redis(settings.redis_url, timeout_s=settings.redis_timeout_s)  # the cache's and the limiter's
+    cache = open_cache(settings, redis)
     runtime = ModelRuntime(
         settings,
         load_segmenter or default_loader,
@@ -111,6 +125,8 @@ def create_app(settings: Settings | None = None, *, load_segmenter: Loader | Non
             effects_warmup.cancel()
             await runtime.stop()
             await cache.close()
+            if redis is not None:
+                await redis.close()
             app.state.image_store.close()
             log.info("shutdown complete")
 
@@ -120,11 +136,8 @@ def create_app(settings: Settings | None = None, *, load_segmenter: Loader | Non
         description="Background removal and print effects for pet photos (InSPyReNet).",
         lifespan=lifespan,
     )
-    app.edge_options = {
-        "cors": CorsPolicy(settings.cors_origins, settings.cors_origin_regex),
-        "max_body_bytes": settings.max_upload_bytes + MULTIPART_SLACK,
-        "body_timeout_s": settings.body_timeout_s,
-    }
+    cors = CorsPolicy(settings.cors_origins, settings.cors_origin_regex)
+    guard = AbuseGuard.from_settings(settings, cors=cors, redis=redis)
     app.state.settings = settings
     app.state.runtime = runtime
     app.state.cpu = cpu
@@ -133,11 +146,26 @@ def create_app(settings: Settings | None = None, *, load_segmenter: Loader | Non
     app.state.image_store = open_store(settings)
     app.state.metrics = metrics
     app.state.started_at = started_at
+    app.state.abuse_guard = guard
     install_error_handlers(app)
-    ratelimit.install(app, settings)  # rate limits + API keys, inside EdgeMiddleware
     app.include_router(routes_health.router)
     app.include_router(routes_processing.router)
     app.include_router(routes_storage.router)
     routes_metrics.install(app, metrics)
     app.mount("/ui", StaticFiles(directory=Path(__file__).with_name("static"), html=True), name="ui")  # /ui → /ui/
+    # outermost first; the layers that read the routes (policies, documented headers) do so when Starlette
+    # builds the stack, on the first ASGI event (the lifespan startup), with every route in place
+    routes = app.router.routes
+    app.stack = MiddlewareStack(
+        Middleware(RequestMetricsMiddleware, metrics=metrics, templates=RouteTemplates(app)),
+        Middleware(
+            EdgeMiddleware,
+            cors=cors,
+            max_body_bytes=settings.max_upload_bytes + MULTIPART_SLACK,
+            body_timeout_s=settings.body_timeout_s,
+            routes=routes,
+        ),
+        SERVER_ERRORS,
+        Middleware(AbuseGuardMiddleware, guard=guard, routes=routes),
+    )
     return app

@@ -11,7 +11,9 @@ Helper (cli.py belongs to the CLI)::
     python -m petcut.api.auth new          # a fresh key and its hash
     python -m petcut.api.auth hash KEY     # the hash of KEY ("-" reads it from stdin)
 
-This module decides; :mod:`petcut.api.ratelimit`'s middleware answers 401 and applies the limits.
+This module decides (and defines the 401, :class:`Unauthorized`); :mod:`petcut.api.ratelimit`'s middleware
+answers it and applies the limits. Whether a request comes from a browser page of an allowed origin is
+:class:`petcut.api.cors.CorsPolicy`'s answer.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ import secrets
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
+
+from petcut.errors import PetcutError
 
 KEY_HEADER = "x-api-key"
 HASH_PREFIX = "sha256:"
@@ -84,23 +87,25 @@ class ApiKeys:
         return match.hex()[:12] if match is not None else None
 
 
-def same_origin(origin: str, host: str | None) -> bool:
-    """``Origin`` names the host the request was sent to (a page served by petcut itself, e.g. /ui/)."""
-    if not host:
-        return False
-    try:
-        netloc = urlsplit(origin).netloc
-    except ValueError:
-        return False
-    return bool(netloc) and netloc.lower() == host.strip().lower()
+class Unauthorized(PetcutError):
+    """No API key where one is needed, or a key that is not valid (with its ``WWW-Authenticate`` challenge)."""
+
+    status = 401
+    code = "unauthorized"
+    default_message = "This route needs an API key."
+    description = "This route needs an API key (PETCUT_REQUIRE_API_KEY), or the key sent is not valid."
+    response_headers = ("WWW-Authenticate",)
+
+    def __init__(self, message: str | None = None, challenge: str = REALM) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": challenge})
 
 
 @dataclass(frozen=True)
 class AuthOutcome:
-    """``key_id`` for a valid key; ``error`` (message, WWW-Authenticate) when the answer must be 401."""
+    """``key_id`` for a valid key; ``error`` when the answer must be 401."""
 
     key_id: str | None = None
-    error: tuple[str, str] | None = None
+    error: Unauthorized | None = None
 
 
 ANONYMOUS = AuthOutcome()
@@ -120,12 +125,12 @@ def authenticate(headers: Headers, keys: ApiKeys, *, required: bool, browser: bo
         key_id = keys.verify(presented)
         if key_id is not None:
             return AuthOutcome(key_id=key_id)
-        return AuthOutcome(
-            error=("The API key is not valid.", f'{REALM}, error="invalid_token"'),
-        )
+        return AuthOutcome(error=Unauthorized("The API key is not valid.", f'{REALM}, error="invalid_token"'))
     if required and not browser:
         return AuthOutcome(
-            error=("This route needs an API key: send it in the X-API-Key header (or Authorization: Bearer).", REALM)
+            error=Unauthorized(
+                "This route needs an API key: send it in the X-API-Key header (or Authorization: Bearer).", REALM
+            )
         )
     return ANONYMOUS
 

@@ -84,7 +84,7 @@ def guarded_protocol(base: type[asyncio.Protocol], limits: ConnectionLimits) -> 
         _header_timer: asyncio.TimerHandle | None = None
         _armed_for: Any = None
 
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
             host = self.client[0] if self.client else None
             if not limits.admit(host):

@@ -1,4 +1,8 @@
-"""What routes get from the app: settings, the model runtime, the CPU pool, disconnect watching."""
+"""What routes get from the app: settings, the model runtime, the pipeline, the CPU pool, disconnect watching.
+
+Routes take them as ``Annotated`` dependency aliases (``SettingsDep``, ``RuntimeDep``, ``PipelineDep``,
+``CpuDep``), as FastAPI's own project template does (docs/architecture.md, "Adding a route").
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,13 @@ import functools
 import os
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import anyio
 import anyio.to_thread
-from fastapi import Request
+from fastapi import Depends, Request
 
-from petcut.api.errors import ApiError
+from petcut.api.errors import ClientClosedRequest
 from petcut.config import Settings
 from petcut.imaging.bounds import cancellation
 from petcut.model.runtime import ModelRuntime
@@ -43,19 +47,29 @@ class CpuPool:
 
 
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 def get_pipeline(request: Request) -> Pipeline:
-    return request.app.state.pipeline
+    pipeline: Pipeline = request.app.state.pipeline
+    return pipeline
 
 
 def get_runtime(request: Request) -> ModelRuntime:
-    return request.app.state.runtime
+    runtime: ModelRuntime = request.app.state.runtime
+    return runtime
 
 
 def get_cpu(request: Request) -> CpuPool:
-    return request.app.state.cpu
+    cpu: CpuPool = request.app.state.cpu
+    return cpu
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+RuntimeDep = Annotated[ModelRuntime, Depends(get_runtime)]
+PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
+CpuDep = Annotated[CpuPool, Depends(get_cpu)]
 
 
 async def _wait_for_disconnect(request: Request) -> None:
@@ -88,4 +102,4 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
     task.cancel()
     with contextlib.suppress(BaseException):
         await task
-    raise ApiError(499, "client_closed_request", "The client closed the connection.")
+    raise ClientClosedRequest()

@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from petcut.model.runtime import DRAINING_RETRY_AFTER
-from petcut.model.runtime_errors import State, Unavailable
+from petcut.model.runtime import DRAINING_RETRY_AFTER, State
+from petcut.model.runtime_errors import Unavailable
 from petcut.model.runtime_worker import InferenceWorker
 
 log = logging.getLogger("petcut.api")
@@ -27,13 +27,19 @@ log = logging.getLogger("petcut.api")
 POLL_S = 0.05
 
 
-def draining_error() -> Unavailable:
-    return Unavailable(
-        "The service is shutting down; retry on another instance.",
-        code="draining",
-        retry_after=DRAINING_RETRY_AFTER,
-        state=State.DRAINING,
-    )
+class Draining(Unavailable):
+    """The instance is shutting down: a queued request, one still running at the drain deadline, or one the
+    server's graceful-shutdown timeout cancels (the edge answers that one)."""
+
+    code = "draining"
+    default_message = "The service is shutting down; retry on another instance."
+
+    def __init__(self) -> None:
+        super().__init__(self.default_message, code=self.code, retry_after=DRAINING_RETRY_AFTER, state=State.DRAINING)
+
+
+def draining_error() -> Draining:
+    return Draining()
 
 
 def queue_fits(worker: InferenceWorker, left_s: float) -> bool:

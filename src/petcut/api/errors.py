@@ -1,8 +1,12 @@
-"""The JSON error envelope and the mapping of every exception to a truthful status.
+"""The JSON error envelope, the API layer's own errors, and the one handler that answers them all.
 
-``{"success": false, "error": {"code", "message", "request_id"}}`` plus ``retry_after`` and ``status``
-on 503. Bodies never hold exception text from libraries, stack traces or file paths: those go to the
-log, keyed by the request id.
+Every error answers ``{"success": false, "error": {"code", "message", "request_id"[, "field"]}}``, plus
+``retry_after`` and ``status`` (the runtime's state) on 503 (docs/api.md, "Every response"). The body is
+:class:`ErrorEnvelope`, written by :func:`envelope` only: by the handler for :class:`PetcutError` (every
+layer's errors), by the handlers for FastAPI's validation errors, Starlette's HTTP errors and bare
+exceptions, by :func:`send_error` for middleware that answers before the app runs, and by the health
+routes. Bodies never hold exception text from libraries, stack traces or file paths: those go to the log,
+keyed by the request id.
 """
 
 from __future__ import annotations
@@ -11,24 +15,23 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Send
 
-from petcut.errors import PetcutError
-
-from petcut.imaging.errors import ImageError
-from petcut.model.runtime_errors import DeadlineExceeded, RuntimeRejection, Unavailable
-from petcut.storage.errors import StorageError
+from petcut.errors import PayloadTooLarge, PetcutError
+from petcut.model.runtime_errors import RuntimeRejection
 
 log = logging.getLogger("petcut.api")
 
 REQUEST_ID_KEY = "petcut.request_id"
 
+#: codes for Starlette's own HTTP errors (unknown route, wrong method, ...)
 CODE_BY_STATUS = {
     400: "bad_request",
     401: "unauthorized",
@@ -59,44 +62,113 @@ MESSAGE_BY_STATUS = {
 }
 
 
-class ApiError(Exception):
-    """An error a route raises on purpose: its status, code and message reach the client as is."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        retry_after: int | None = None,
-        headers: dict[str, str] | None = None,
-        extra: dict[str, Any] | None = None,
-        field: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.field = field
-        self.status = status
-        self.code = code
-        self.message = message
-        self.retry_after = retry_after
-        self.headers = headers or {}
-        self.extra = extra or {}
+# --- the envelope -----------------------------------------------------------------------------------------
+class ErrorDetail(BaseModel):
+    code: str = Field(examples=["invalid_parameter"], description="stable snake_case code")
+    message: str = Field(examples=["max_side: must be at least 1"], description="for a person")
+    request_id: str = Field(examples=["3f2b9c0e5d7a4e1f9b8c7d6e5f4a3b2c"], description="also in X-Request-ID")
+    field: str | None = Field(default=None, examples=["max_side"], description="the parameter at fault (400)")
 
 
-class BodyTooLarge(StarletteHTTPException):
-    """Raised from ``receive`` when a streamed body passes the limit (FastAPI re-raises HTTPException)."""
+class ErrorEnvelope(BaseModel):
+    """The body of every error answer. Routes may add their own fields (``/ready`` adds its state)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    success: Literal[False] = False
+    error: ErrorDetail
+    retry_after: int | None = Field(default=None, description="seconds, as in Retry-After; on 503 (and 429)")
+    status: str | None = Field(default=None, description="the model runtime's state; on 503")
+
+
+def envelope(
+    code: str,
+    message: str,
+    request_id: str,
+    *,
+    retry_after: int | None = None,
+    status: str | None = None,
+    extra: Mapping[str, Any] | None = None,
+    field: str | None = None,
+) -> dict[str, Any]:
+    """An :class:`ErrorEnvelope` as a dict: the fields given and nothing else. ``extra`` adds a route's
+    own fields (``success`` and ``error`` cannot be overridden; ``status`` is kept unless one is given)."""
+    error: dict[str, Any] = {"code": code, "message": message, "request_id": request_id}
+    if field:
+        error["field"] = field
+    data: dict[str, Any] = {**(extra or {}), "success": False, "error": error}
+    if retry_after is not None:
+        data["retry_after"] = retry_after
+    if status is not None:
+        data["status"] = status
+    return ErrorEnvelope.model_validate(data).model_dump(exclude_unset=True)
+
+
+def envelope_bytes(code: str, message: str, request_id: str, **kwargs: Any) -> bytes:
+    return json.dumps(envelope(code, message, request_id, **kwargs), ensure_ascii=False).encode()
+
+
+# --- the API layer's own errors ----------------------------------------------------------------------------
+class ApiError(PetcutError):
+    """The request is not what the route expects (400 ``bad_request``); the base of the API layer's errors."""
+
+    status = 400
+    code = "bad_request"
+    default_message = "The request is not what this route expects."
+    description = "The body is not what the route expects (not a form, not JSON, malformed)."
+
+
+class MissingFile(ApiError):
+    code = "missing_file"
+    default_message = "The image is missing."
+    description = "The image is missing (no multipart part `file`, or no `image_b64`)."
+
+
+class TooManyFiles(ApiError):
+    code = "too_many_files"
+    default_message = "Send exactly one image."
+
+
+class ClientClosedRequest(ApiError):
+    """The client went away before the answer (499: nobody reads it; it is for the logs)."""
+
+    status = 499
+    code = "client_closed_request"
+    default_message = "The client closed the connection."
+
+
+class EffectsFailed(ApiError):
+    status = 500
+    code = "effects_failed"
+    default_message = "Every effect failed."
+
+
+class BodyTooLarge(PayloadTooLarge, StarletteHTTPException):  # type: ignore[misc]  # headers: a dict in both
+    """The request body passed the limit while it streamed in (the shared 413). Raised from ``receive``;
+    also an HTTPException, which FastAPI re-raises as is from the body it reads."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        message = MESSAGE_BY_STATUS[413]
+        if limit is not None:
+            message = f"{message[:-1]} ({limit} bytes)."
+        PetcutError.__init__(self, message)
+        self.status_code, self.detail = self.status, self.message
+
+
+class BodyTimeout(PetcutError, StarletteHTTPException):  # type: ignore[misc]  # headers: a dict in both
+    """The next piece of a request body did not come in time (408, and the connection is closed).
+    Raised from ``receive``, like :class:`BodyTooLarge`."""
+
+    status = 408
+    code = "request_timeout"
+    default_message = MESSAGE_BY_STATUS[408]
 
     def __init__(self) -> None:
-        super().__init__(status_code=413, detail=MESSAGE_BY_STATUS[413])
+        PetcutError.__init__(self, headers={"Connection": "close"})
+        self.status_code, self.detail = self.status, self.message
 
 
-class BodyTimeout(StarletteHTTPException):
-    """Raised from ``receive`` when the next piece of a request body does not come in time (a 408)."""
-
-    def __init__(self) -> None:
-        super().__init__(status_code=408, detail=MESSAGE_BY_STATUS[408], headers={"Connection": "close"})
-
-
+# --- writing an error -------------------------------------------------------------------------------------
 def new_request_id() -> str:
     return uuid.uuid4().hex
 
@@ -108,38 +180,15 @@ def request_id_of(request: Request) -> str:
     return str(rid)
 
 
-def envelope(
-    code: str,
-    message: str,
-    request_id: str,
-    *,
-    retry_after: int | None = None,
-    status: str | None = None,
-    extra: dict[str, Any] | None = None,
-    field: str | None = None,
-) -> dict[str, Any]:
-    body: dict[str, Any] = {"success": False, "error": {"code": code, "message": message, "request_id": request_id}}
-    if field:
-        body["error"]["field"] = field
-    if extra:
-        body.update(extra)
-    if retry_after is not None:
-        body["retry_after"] = retry_after
-    if status is not None:
-        body["status"] = status
-    return body
-
-
-def envelope_bytes(code: str, message: str, request_id: str, **kwargs: Any) -> bytes:
-    return json.dumps(envelope(code, message, request_id, **kwargs), ensure_ascii=False).encode()
-
-
-def error_parts(error: PetcutError, request_id: str) -> tuple[int, dict[str, str], bytes]:
-    """Status, headers and JSON body for ``error``; a 503 always carries ``Retry-After`` and ``status``."""
+def error_parts(
+    error: PetcutError, request_id: str, *, runtime_state: str | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and JSON body for ``error``; a 503 always carries ``Retry-After`` and ``status``
+    (the error's state, else ``runtime_state``, else ``unavailable``)."""
     retry_after, state = error.retry_after, error.state
     if error.status == 503:
         retry_after = retry_after or 5
-        state = state or "unavailable"
+        state = state or runtime_state or "unavailable"
     headers = dict(error.headers)
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
@@ -174,29 +223,23 @@ async def send_error(send: Send, error: PetcutError, request_id: str, headers: M
     await send({"type": "http.response.body", "body": body})
 
 
-def error_response(
-    request: Request,
-    status_code: int,
-    code: str,
-    message: str,
-    *,
-    retry_after: int | None = None,
-    status: str | None = None,
-    headers: dict[str, str] | None = None,
-    extra: dict[str, Any] | None = None,
-    field: str | None = None,
-) -> JSONResponse:
-    """A JSON error; 503 always carries ``Retry-After`` (header and body) and ``status``."""
-    headers = dict(headers or {})
-    if status_code == 503:
-        retry_after = retry_after or 5
-        status = status or "unavailable"
-    if retry_after is not None:
-        headers["Retry-After"] = str(retry_after)
-    body = envelope(
-        code, message, request_id_of(request), retry_after=retry_after, status=status, extra=extra, field=field
-    )
-    return JSONResponse(body, status_code=status_code, headers=headers)
+def error_response(request: Request, error: PetcutError) -> Response:
+    """``error`` as the answer to ``request``; a runtime refusal without a state reports the runtime's."""
+    runtime_state = None
+    if isinstance(error, RuntimeRejection):
+        runtime = getattr(request.app.state, "runtime", None)
+        runtime_state = str(runtime.state) if runtime is not None else None
+    status, headers, body = error_parts(error, request_id_of(request), runtime_state=runtime_state)
+    return Response(body, status_code=status, headers=headers, media_type="application/json")
+
+
+# --- the handlers -----------------------------------------------------------------------------------------
+async def petcut_error_handler(request: Request, exc: Exception) -> Response:
+    """Every error petcut raises on purpose, from any layer."""
+    assert isinstance(exc, PetcutError)
+    level = logging.WARNING if exc.status >= 500 else logging.INFO
+    log.log(level, "request refused: %s", exc.code, extra={"code": exc.code, "status": exc.status, "state": exc.state})
+    return error_response(request, exc)
 
 
 def _describe_validation(exc: RequestValidationError) -> tuple[str, str]:
@@ -212,13 +255,13 @@ def _describe_validation(exc: RequestValidationError) -> tuple[str, str]:
     return code, "Invalid request: " + "; ".join(parts[:5])
 
 
-async def _validation_handler(request: Request, exc: Exception) -> JSONResponse:
+async def _validation_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     code, message = _describe_validation(exc)
-    return error_response(request, 400, code, message)
+    return error_response(request, PetcutError(message, code=code, status=400))
 
 
-async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
+async def _http_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     status_code = exc.status_code
     code = CODE_BY_STATUS.get(status_code, "error" if status_code < 500 else "internal_error")
@@ -229,7 +272,7 @@ async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     headers = dict(exc.headers or {})
     if status_code == 405:
         headers["Allow"] = allowed_methods(request)
-    return error_response(request, status_code, code, message, headers=headers)
+    return error_response(request, PetcutError(message, code=code, status=status_code, headers=headers))
 
 
 def allowed_methods(request: Request) -> str:
@@ -249,66 +292,13 @@ def allowed_methods(request: Request) -> str:
     return ", ".join(sorted(methods))
 
 
-async def _api_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ApiError)
-    return error_response(
-        request,
-        exc.status,
-        exc.code,
-        exc.message,
-        retry_after=exc.retry_after,
-        headers=exc.headers,
-        extra=exc.extra or None,
-        field=exc.field,
-    )
-
-
-async def _runtime_handler(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RuntimeRejection)
-    if isinstance(exc, Unavailable):
-        log.warning("request refused: %s", exc.code, extra={"code": exc.code, "state": exc.state})
-        return error_response(
-            request, 503, exc.code, exc.message, retry_after=exc.retry_after, status=exc.state or _state(request)
-        )
-    if isinstance(exc, DeadlineExceeded):
-        log.warning("request deadline exceeded", extra={"code": exc.code})
-        return error_response(request, 504, exc.code, exc.message)
-    return error_response(request, 503, exc.code, exc.message, retry_after=5, status=exc.state or _state(request))
-
-
-def _state(request: Request) -> str:
-    """The runtime's state, for the ``status`` of a 503 raised without one."""
-    runtime = getattr(request.app.state, "runtime", None)
-    return str(runtime.state) if runtime is not None else "unavailable"
-
-
-async def _coded_handler(request: Request, exc: Exception) -> JSONResponse:
-    """Domain errors that carry their own ``http_status`` and ``code`` (images, storage)."""
-    status_code = int(getattr(exc, "http_status", 400))
-    code = str(getattr(exc, "code", "bad_request"))
-    message = str(getattr(exc, "message", None) or exc)
-    field = getattr(exc, "field", None)
-    log.info("request refused: %s", code, extra={"code": code, "status": status_code})
-    return error_response(
-        request,
-        status_code,
-        code,
-        message,
-        retry_after=getattr(exc, "retry_after", None),
-        field=field,
-    )
-
-
-async def internal_error_handler(request: Request, exc: Exception) -> JSONResponse:
+async def internal_error_handler(request: Request, exc: Exception) -> Response:
     """Any unhandled exception (runs in ServerErrorMiddleware; the edge middleware logs the traceback)."""
-    return error_response(request, 500, "internal_error", MESSAGE_BY_STATUS[500])
+    return error_response(request, PetcutError())
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(PetcutError, petcut_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
-    app.add_exception_handler(ApiError, _api_handler)
-    app.add_exception_handler(RuntimeRejection, _runtime_handler)
     app.add_exception_handler(Exception, internal_error_handler)
-    app.add_exception_handler(ImageError, _coded_handler)
-    app.add_exception_handler(StorageError, _coded_handler)

@@ -1,9 +1,12 @@
-"""The outermost ASGI layer: CORS, X-Request-ID, the streamed body limit and timeout, the last-resort 500.
+"""The edge: CORS, X-Request-ID, the streamed body limit and timeout, the last-resort 500.
 
-It wraps everything, Starlette's ServerErrorMiddleware included, so every response the service produces
-(a 500 from an unhandled exception, a 413 sent before the body is read, a 503 in any model state,
-a preflight) carries ``Access-Control-Allow-Origin`` for an allowed origin, ``Vary: Origin`` and
-``X-Request-ID``.
+The outermost layer that answers (:mod:`petcut.api.stack`; only the request metrics, which observe and never
+answer, sit outside it). It wraps Starlette's ServerErrorMiddleware, so every response the service produces
+(a 500 from an unhandled exception, a 413 sent before the body is read, a 503 in any model state, a
+preflight) carries ``Access-Control-Allow-Origin`` for an allowed origin (:class:`CorsPolicy`), ``Vary:
+Origin`` and ``X-Request-ID``. The headers browsers may read are those the routes document
+(:func:`petcut.api.policy.exposed_headers`). Its own error answers go through
+:func:`petcut.api.errors.send_error`, as :class:`~petcut.errors.PetcutError` instances.
 """
 
 from __future__ import annotations
@@ -12,86 +15,35 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from petcut.api.errors import (
-    MESSAGE_BY_STATUS,
-    REQUEST_ID_KEY,
-    BodyTimeout,
-    BodyTooLarge,
-    envelope_bytes,
-    new_request_id,
-)
-from petcut.model.runtime import DRAINING_RETRY_AFTER
+from petcut.api.cors import CorsPolicy
+from petcut.api.draining import Draining
+from petcut.api.errors import REQUEST_ID_KEY, BodyTimeout, BodyTooLarge, new_request_id, send_error
+from petcut.api.policy import exposed_headers
+from petcut.errors import PetcutError
 from petcut.observability import parse_cloud_trace, request_id_var, trace_var
 
 log = logging.getLogger("petcut.api")
 
-EXPOSE_HEADERS = (
-    "X-Processing-Time",
-    "X-Cache-Hits",
-    "X-Model",
-    "X-Session-ID",
-    "X-Request-ID",
-    "Retry-After",
-    "X-Warmup-Status",
-    "X-Model-Ready",
-    "X-Warmup-Time",
-    "X-Foreground-Left",
-    "X-Foreground-Top",
-    "X-Foreground-Width",
-    "X-Foreground-Height",
-    "X-Foreground-Found",
-    "RateLimit",
-    "RateLimit-Policy",
-    "Content-Disposition",
-)
 ALLOW_METHODS = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
 PREFLIGHT_MAX_AGE = "600"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._\-]{1,128}")
 #: multipart framing on top of the file itself (boundaries, part headers, small form fields)
 MULTIPART_SLACK = 256 * 1024
+CLOSE = {"Connection": "close"}
 
 
-class CorsPolicy:
-    """Allowed origins: an exact list (``*`` allows any) plus a regular expression (full match)."""
+class OriginNotAllowed(PetcutError):
+    """A preflight from an origin that is not allowed."""
 
-    def __init__(self, origins: Iterable[str], regex: str | None) -> None:
-        origins = [o.strip().rstrip("/") for o in origins if o.strip()]
-        self.allow_any = "*" in origins
-        self.origins = frozenset(o for o in origins if o != "*")
-        self.regex = re.compile(regex) if regex else None
-
-    def allows(self, origin: str | None) -> bool:
-        if not origin or not well_formed_origin(origin):
-            return False
-        return (
-            self.allow_any
-            or origin in self.origins
-            or (self.regex is not None and self.regex.fullmatch(origin) is not None)
-        )
-
-
-# scheme://host[:port] and nothing else: a DNS name (letters, digits, hyphens, dots), IPv4 or [IPv6]
-_ORIGIN = re.compile(
-    r"(?P<scheme>https?)://"
-    r"(?P<host>(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?|\[[0-9a-f:.]+\])"
-    r"(?::(?P<port>[0-9]{1,5}))?",
-    re.IGNORECASE,
-)
-
-
-def well_formed_origin(origin: str) -> bool:
-    """True for ``scheme://host[:port]`` only: no path, query, fragment, user info, spaces or control
-    characters (an Origin header never has them; a regex must not be fooled by them)."""
-    match = _ORIGIN.fullmatch(origin)
-    if match is None or len(origin) > 300:
-        return False
-    port = match.group("port")
-    return port is None or 0 < int(port) <= 65535
+    status = 400
+    code = "cors_origin_not_allowed"
+    default_message = "This origin is not allowed."
 
 
 def valid_request_id(value: str | None) -> str | None:
@@ -99,15 +51,23 @@ def valid_request_id(value: str | None) -> str | None:
 
 
 class EdgeMiddleware:
-    """Pure ASGI. ``max_body_bytes=None`` disables the body limit."""
+    """Pure ASGI. ``max_body_bytes=None`` disables the body limit. ``routes``: the app's (live) route list;
+    the headers they document are read here, when Starlette builds the stack on the first ASGI event."""
 
     def __init__(
-        self, app: ASGIApp, *, cors: CorsPolicy, max_body_bytes: int | None, body_timeout_s: float | None = None
+        self,
+        app: ASGIApp,
+        *,
+        cors: CorsPolicy,
+        max_body_bytes: int | None,
+        body_timeout_s: float | None = None,
+        routes: Sequence[BaseRoute] = (),
     ) -> None:
         self.app = app
         self.cors = cors
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s
+        self.expose_headers = ", ".join(exposed_headers(routes))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -144,34 +104,30 @@ class EdgeMiddleware:
         if origin is not None:
             headers["Access-Control-Allow-Origin"] = origin
             headers["Access-Control-Allow-Credentials"] = "true"
-            headers["Access-Control-Expose-Headers"] = ", ".join(EXPOSE_HEADERS)
+            headers["Access-Control-Expose-Headers"] = self.expose_headers
 
-    async def _send_json(
+    def _decorating(self, send: Send, origin: str | None, request_id: str) -> Send:
+        async def decorated_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self._decorate(message, origin, request_id)
+            await send(message)
+
+        return decorated_send
+
+    async def _send_error(
         self,
         send: Send,
-        status: int,
-        body: bytes,
+        error: PetcutError,
         origin: str | None,
         request_id: str,
-        extra: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
-        message: Message = {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                *((k.lower().encode(), v.encode()) for k, v in (extra or {}).items()),
-            ],
-        }
-        self._decorate(message, origin, request_id)
-        await send(message)
-        await send({"type": "http.response.body", "body": body})
+        """``error`` through :func:`send_error`, with the edge's headers."""
+        await send_error(self._decorating(send, origin, request_id), error, request_id, headers)
 
     async def _preflight(self, headers: Headers, origin: str, allowed: bool, request_id: str, send: Send) -> None:
         if not allowed:
-            body = envelope_bytes("cors_origin_not_allowed", "This origin is not allowed.", request_id)
-            await self._send_json(send, 400, body, None, request_id)
+            await self._send_error(send, OriginNotAllowed(), None, request_id)
             return
         response_headers = [
             (b"access-control-allow-methods", ALLOW_METHODS.encode()),
@@ -196,8 +152,7 @@ class EdgeMiddleware:
             declared = headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit:
                 log.info("request body over the limit (Content-Length)", extra={"content_length": int(declared)})
-                body = envelope_bytes("payload_too_large", MESSAGE_BY_STATUS[413], request_id)
-                await self._send_json(send, 413, body, origin, request_id, {"Connection": "close"})
+                await self._send_error(send, BodyTooLarge(), origin, request_id, CLOSE)
                 return
 
         started = False
@@ -237,27 +192,19 @@ class EdgeMiddleware:
             # answer a bare plain-text 500. Answer the JSON 503 ``draining`` instead, then let it end.
             if not started:
                 log.warning("request cancelled at shutdown", extra={"path": scope.get("path"), "state": "draining"})
-                body = envelope_bytes(
-                    "draining", "The service is shutting down; retry on another instance.", request_id,
-                    retry_after=DRAINING_RETRY_AFTER, status="draining",
-                )  # fmt: skip
-                extra = {"Retry-After": str(DRAINING_RETRY_AFTER), "Connection": "close"}
                 with contextlib.suppress(Exception):
-                    await self._send_json(send, 503, body, origin, request_id, extra)
+                    await self._send_error(send, Draining(), origin, request_id, CLOSE)
             raise
         except BodyTooLarge:
             if not started:
-                body = envelope_bytes("payload_too_large", MESSAGE_BY_STATUS[413], request_id)
-                await self._send_json(send, 413, body, origin, request_id, {"Connection": "close"})
+                await self._send_error(send, BodyTooLarge(), origin, request_id, CLOSE)
             return
         except Exception:
             # ServerErrorMiddleware has normally sent our 500 already and re-raised: log it once here
             log.exception("unhandled error", extra={"path": scope.get("path"), "method": scope.get("method")})
             if not started:
-                body = envelope_bytes("internal_error", MESSAGE_BY_STATUS[500], request_id)
-                await self._send_json(send, 500, body, origin, request_id)
+                await self._send_error(send, PetcutError(), origin, request_id)
             return
         if not started:  # the app returned without answering: never let the server send a bare 500
             log.error("no response was sent", extra={"path": scope.get("path")})
-            body = envelope_bytes("internal_error", MESSAGE_BY_STATUS[500], request_id)
-            await self._send_json(send, 500, body, origin, request_id)
+            await self._send_error(send, PetcutError(), origin, request_id)

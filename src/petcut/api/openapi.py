@@ -1,54 +1,37 @@
-"""What the OpenAPI schema says about bodies and errors, shared by the routes."""
+"""What the OpenAPI schema says about bodies and errors, shared by the routes.
+
+The error responses are generated from the :class:`~petcut.errors.PetcutError` classes (docs/api.md,
+"Errors"): :func:`error_catalogue` groups every class imported so far by status, and each documented
+error response lists the codes of its status with each class's description, an example
+:class:`~petcut.api.errors.ErrorEnvelope` per code, and the headers the classes send. A route names its
+statuses with :func:`error_responses`; the text is built again whenever the schema is written, so classes
+defined in modules imported after the routes (middleware, rate limiting) are included.
+"""
 
 from __future__ import annotations
 
+import copy
+from http import HTTPStatus
 from typing import Any
 
-from pydantic import BaseModel, Field
+from petcut.api.bodies import (
+    Health,
+    HealthRefusal,
+    Ready,
+    ReadyRefusal,
+    WarmupRefusal,
+    WarmupReport,
+)
+from petcut.api.errors import CODE_BY_STATUS, ErrorEnvelope, envelope
+from petcut.errors import PetcutError, error_classes
 
+EXAMPLE_REQUEST_ID = "3f2b9c0e5d7a4e1f9b8c7d6e5f4a3b2c"
 
-class ErrorDetail(BaseModel):
-    code: str = Field(examples=["invalid_parameter"], description="stable snake_case code")
-    message: str = Field(examples=["max_side: must be at least 1"], description="for a person")
-    request_id: str = Field(examples=["3f2b9c0e5d7a4e1f9b8c7d6e5f4a3b2c"])
-
-
-class ErrorEnvelope(BaseModel):
-    success: bool = Field(False, examples=[False])
-    error: ErrorDetail
-    retry_after: int | None = Field(None, description="seconds; on 503 and 429")
-    status: str | None = Field(None, description="the model runtime's state; on 503")
-
-    model_config = {"extra": "allow"}
-
-
-def _error(
-    description: str,
-    example_code: str,
-    retry: bool = False,
-    *,
-    status: str | None = None,
-    headers: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    example: dict[str, Any] = {
-        "success": False,
-        "error": {"code": example_code, "message": description, "request_id": "3f2b9c0e5d7a4e1f"},
-    }
-    documented: dict[str, Any] = {"X-Request-ID": {"schema": {"type": "string"}}, **(headers or {})}
-    if retry:
-        example["retry_after"] = 5
-        documented["Retry-After"] = {"schema": {"type": "integer"}, "description": "seconds", "required": True}
-    if status is not None:
-        example["status"] = status
-    return {
-        "model": ErrorEnvelope,
-        "description": description,
-        "headers": documented,
-        "content": {"application/json": {"example": example}},
-    }
-
-
-_RATE_LIMIT_HEADERS = {
+#: how each header an error may send is documented
+HEADER_DOCS: dict[str, dict[str, Any]] = {
+    "X-Request-ID": {"schema": {"type": "string"}, "description": "the request id, also in the body"},
+    "Retry-After": {"schema": {"type": "integer"}, "description": "seconds"},
+    "WWW-Authenticate": {"schema": {"type": "string"}, "example": 'Bearer realm="petcut"'},
     "RateLimit-Policy": {
         "schema": {"type": "string"},
         "description": 'draft-ietf-httpapi-ratelimit-headers: "<route>";q=<burst>;w=<seconds to refill it>',
@@ -59,112 +42,143 @@ _RATE_LIMIT_HEADERS = {
         "description": '"<route>";r=<requests left>;t=<seconds until one more is allowed>',
         "example": '"remove-background";r=0;t=2',
     },
+    "Connection": {"schema": {"type": "string"}, "example": "close"},
 }
 
-#: Every error petcut answers, by status; routes pick theirs with :func:`error_responses`.
-ERROR_CATALOGUE: dict[int, dict[str, Any]] = {
-    400: _error("A parameter or the body is invalid.", "invalid_parameter"),
-    401: _error(
-        "This route needs an API key (PETCUT_REQUIRE_API_KEY), or the key sent is not valid.",
-        "unauthorized",
-        headers={"WWW-Authenticate": {"schema": {"type": "string"}, "example": 'Bearer realm="petcut"'}},
-    ),
-    404: _error("No such resource.", "not_found"),
-    413: _error("The body or the image's pixel count is over the limit.", "payload_too_large"),
-    415: _error("Not an image format petcut accepts.", "unsupported_media_type"),
-    422: _error("Image data that cannot be decoded, or no subject to crop to.", "invalid_image"),
-    429: _error("Too many requests from this client (or API key).", "rate_limited", True, headers=_RATE_LIMIT_HEADERS),
-    500: _error("A bug; the request id finds it in the logs.", "internal_error"),
-    503: _error(
-        "The model is not ready, the queue is full, or the instance is draining.",
-        "model_loading",
-        True,
-        status="loading",
-    ),
-    504: _error("The inference deadline passed.", "deadline_exceeded"),
-}
+
+def error_catalogue() -> dict[int, list[type[PetcutError]]]:
+    """Every :class:`PetcutError` class imported so far, by each status it may answer, by status."""
+    catalogue: dict[int, list[type[PetcutError]]] = {}
+    for cls in error_classes():
+        for status in dict.fromkeys((cls.status, *cls.other_statuses)):
+            catalogue.setdefault(status, []).append(cls)
+    return dict(sorted(catalogue.items()))
+
+
+def _headers_sent(cls: type[PetcutError], status: int) -> set[str]:
+    return {*cls.response_headers, *(("Retry-After",) if status == 503 else ())}
+
+
+def error_document(status: int, classes: list[type[PetcutError]] | None = None) -> dict[str, Any]:
+    """The OpenAPI response for ``status``: its codes (the most general class of each describes it), an
+    example envelope per code, and the headers (required when every class sends them)."""
+    if classes is None:
+        classes = error_catalogue().get(status, [])
+    by_code: dict[str, type[PetcutError]] = {}
+    for cls in sorted(classes, key=lambda c: len(c.__mro__)):
+        by_code.setdefault(cls.code, cls)
+    if not by_code:
+        code = CODE_BY_STATUS.get(status, "error")
+        try:
+            described = {code: HTTPStatus(status).phrase + "."}
+        except ValueError:  # 499 and other statuses outside the standard
+            described = {code: code}
+    else:
+        described = {code: cls.documented_as() for code, cls in by_code.items()}
+    state = "loading" if status == 503 else None
+    retry_after = 5 if status == 503 else None
+    examples = {
+        code: {
+            "summary": text,
+            "value": envelope(code, text, EXAMPLE_REQUEST_ID, retry_after=retry_after, status=state),
+        }
+        for code, text in described.items()
+    }
+    headers: dict[str, Any] = {"X-Request-ID": HEADER_DOCS["X-Request-ID"]}
+    sent = [_headers_sent(cls, status) for cls in classes]
+    for name in sorted(set().union(*sent)):
+        doc = dict(HEADER_DOCS.get(name, {"schema": {"type": "string"}}))
+        if all(name in each for each in sent):
+            doc["required"] = True
+        headers[name] = doc
+    return {
+        "model": ErrorEnvelope,
+        "description": "\n".join(f"- `{code}`: {text}" for code, text in described.items()),
+        "headers": headers,
+        "content": {"application/json": {"examples": examples}},
+    }
+
+
+class _ErrorDocument(dict[str, Any]):
+    """:func:`error_document` for one status, written again when FastAPI copies it into the schema
+    (it deep-copies every documented response), so it holds the classes imported by then."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(error_document(status))
+        self.status = status
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
+        return copy.deepcopy(error_document(self.status), memo)
+
+    def __getitem__(self, key: str) -> Any:  # readers of the route (the exposed headers) see it current too
+        return error_document(self.status)[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return error_document(self.status).get(key, default)
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {status: ERROR_CATALOGUE[status] for status in statuses}
+    return {status: _ErrorDocument(status) for status in statuses}
 
 
 #: The processing routes' errors (401 only when API keys are required; 429 per client, see docs/security.md).
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = error_responses(400, 401, 413, 415, 422, 429, 500, 503, 504)
 
 
-def json_example(description: str, example: dict[str, Any], **headers: str) -> dict[str, Any]:
-    """A JSON 2xx answer documented by example (the routes build their bodies by hand)."""
-    response: dict[str, Any] = {"description": description, "content": {"application/json": {"example": example}}}
-    if headers:
-        response["headers"] = {
-            name: {"schema": {"type": "string"}, "description": text} for name, text in headers.items()
-        }
-    return response
+def _retry_after() -> dict[str, Any]:
+    return {"Retry-After": {**HEADER_DOCS["Retry-After"], "required": True}}
 
 
-_WARMUP_FIELDS: dict[str, Any] = {
-    "total_time": 2.41,
-    "model_load_time": 1.9,
-    "warmup_time": 0.48,
-    "device": "cuda",
-    "mode": "base",
-    "resize": "static",
-    "state": "ready",
-}
 _WARMUP_HEADERS = {
-    "X-Warmup-Status": "success, partial, error, loading, draining or poisoned",
-    "X-Model-Ready": "true or false",
-    "X-Warmup-Time": "seconds",
+    name: {"schema": {"type": "string"}, "description": text}
+    for name, text in {
+        "X-Warmup-Status": "success, partial, error, loading, draining or poisoned",
+        "X-Model-Ready": "true or false",
+        "X-Warmup-Time": "seconds",
+    }.items()
 }
 
 HEALTH_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: json_example(
-        "The process can serve (whatever the model is doing).",
-        {
-            "status": "healthy",
-            "container_ready": True,
-            "model_ready": True,
-            "model_status": "ready",
-            "uptime_s": 12.5,
-            "version": "0.1.0",
-        },
-    ),
-    503: _error("A device fault poisoned this instance: the platform should replace it.", "device_fault", True),
+    200: {"model": Health, "description": "The process can serve (whatever the model is doing)."},
+    503: {
+        "model": HealthRefusal,
+        "description": "A device fault poisoned this instance (`device_fault`): the platform should replace it.",
+        "headers": _retry_after(),
+    },
 }
 
 READY_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: json_example(
-        "The model is loaded and its warmup passed.",
-        {"success": True, "ready": True, "status": "ready", "reason": "", "since": 1700000000.0},
-    ),
-    503: _error(
-        "Not ready: loading, warming, degraded, failed, draining or poisoned.", "not_ready", True, status="loading"
-    ),
+    200: {"model": Ready, "description": "The model is loaded and its warmup passed."},
+    503: {
+        "model": ReadyRefusal,
+        "description": "Not ready (`not_ready`): loading, warming, degraded, failed, draining or poisoned.",
+        "headers": _retry_after(),
+    },
 }
 
 WARMUP_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: json_example(
-        "The model is loaded and the warmup inferences passed.",
-        {"success": True, "status": "success", "model_ready": True, "message": "", **_WARMUP_FIELDS},
-        **_WARMUP_HEADERS,
-    ),
-    206: json_example(
-        "The model is loaded but a warmup inference failed (the message says why).",
-        {
-            "success": False,
-            "status": "partial",
-            "model_ready": True,
-            "message": "warmup inference failed",
-            **_WARMUP_FIELDS,
-        },
-        **_WARMUP_HEADERS,
-    ),
+    200: {
+        "model": WarmupReport,
+        "description": "The model is loaded and the warmup inferences passed.",
+        "headers": _WARMUP_HEADERS,
+    },
+    206: {
+        "model": WarmupReport,
+        "description": "The model is loaded but a warmup inference failed (the message says why).",
+        "headers": _WARMUP_HEADERS,
+    },
     **error_responses(429),
-    500: _error("The model could not be loaded.", "model_load_failed"),
-    503: _error(
-        "The load did not finish within the wait, or the instance is draining.", "model_loading", True, status="loading"
-    ),
+    500: {
+        "model": WarmupRefusal,
+        "description": "The model could not be loaded (`model_load_failed`).",
+        "headers": _WARMUP_HEADERS,
+    },
+    503: {
+        "model": WarmupRefusal,
+        "description": "The load did not finish within the wait (`model_loading`), or the instance is draining "
+        "(`unavailable`).",
+        "headers": {**_WARMUP_HEADERS, **_retry_after()},
+    },
 }
 
 IMAGE_RESPONSE: dict[int | str, dict[str, Any]] = {
@@ -178,8 +192,10 @@ IMAGE_RESPONSE: dict[int | str, dict[str, Any]] = {
         "headers": {
             "X-Processing-Time": {"schema": {"type": "string"}, "description": "seconds"},
             "X-Cache-Hits": {"schema": {"type": "string"}},
-            "X-Model": {"schema": {"type": "string"}, "description": "the model that cut the image out: "
-                        "inspyrenet-<mode> or isnet-<variant>"},
+            "X-Model": {
+                "schema": {"type": "string"},
+                "description": "the model that cut the image out: inspyrenet-<mode> or isnet-<variant>",
+            },
             "X-Request-ID": {"schema": {"type": "string"}},
         },
     }

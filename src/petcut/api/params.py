@@ -3,8 +3,9 @@
 Hand-written checks let a deeply nested JSON body (``RecursionError``), a 400-digit number
 (``OverflowError``) or a huge ``crop_margin`` percentage reach code that raised a 500. These models
 bound what can be said at all, before any model work: JSON is parsed by pydantic's parser (nesting
-limited), numbers are finite and in range, containers are short. A :class:`ParamError` names the field;
-the routes turn it into a 400 ``invalid_parameter``.
+limited), numbers are finite and in range, containers are short. Each failure is a 400: an
+:class:`~petcut.errors.InvalidParameter` naming the field, or for the JSON body of remove-background a
+``missing_file`` / ``bad_request`` (docs/api.md).
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
+
+from petcut.api.errors import ApiError, MissingFile
+from petcut.errors import InvalidParameter
 
 __all__ = [
     "MARGIN_PATTERN",
@@ -20,7 +25,6 @@ __all__ = [
     "MAX_MARGIN_PX",
     "ImageJson",
     "Margin",
-    "ParamError",
     "parse_effect_params",
     "parse_image_json",
     "parse_margin",
@@ -37,19 +41,12 @@ _MARGIN = re.compile(MARGIN_PATTERN)
 MAX_NUMBER = 1e9
 
 
-class ParamError(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
 _UNION_TAGS = re.compile(r"(constrained-)?(bool|int|float|str)|list\[.*")
 
 
 def _describe(exc: ValidationError, limit: int = 3) -> str:
     """One message per location; of a union's alternatives, the most telling (a range, not a type)."""
-    by_place: dict[str, dict[str, Any]] = {}
+    by_place: dict[str, ErrorDetails] = {}
     for error in exc.errors(include_url=False):
         place = ".".join(str(p) for p in error.get("loc", ()) if not _UNION_TAGS.fullmatch(str(p)))
         kept = by_place.get(place)
@@ -80,13 +77,13 @@ class Margin(BaseModel):
 def parse_margin(text: str, field: str = "crop_margin") -> Margin:
     match = _MARGIN.fullmatch(text or "")
     if match is None:
-        raise ParamError(field, "expected pixels ('12', '12px') or a percentage ('10%')")
+        raise InvalidParameter(field, "expected pixels ('12', '12px') or a percentage ('10%')")
     number = text.strip().removesuffix("px").removesuffix("%").strip()
     try:
         return Margin(value=float(number), unit="%" if text.strip().endswith("%") else "px")
     except (ValidationError, ValueError) as exc:
         detail = _describe(exc) if isinstance(exc, ValidationError) else str(exc)
-        raise ParamError(field, f"{detail} (at most {MAX_MARGIN_PX}px or {MAX_MARGIN_PERCENT}%)") from None
+        raise InvalidParameter(field, f"{detail} (at most {MAX_MARGIN_PX}px or {MAX_MARGIN_PERCENT}%)") from None
 
 
 # --- effect_params JSON -------------------------------------------------------------------------------
@@ -102,11 +99,13 @@ _EFFECT_PARAMS = TypeAdapter(EffectParamsModel)
 
 def parse_effect_params(raw: str | bytes, field: str = "effect_params") -> dict[str, dict[str, Any]]:
     """``{"effect": {"param": value}}``: values are finite numbers within ±1e9, booleans, short strings
-    or short lists of those; anything else (deep nesting, huge numbers, not JSON) → :class:`ParamError`."""
+    or short lists of those; anything else (deep nesting, huge numbers, not JSON) → an
+    :class:`~petcut.errors.InvalidParameter`."""
     try:
         return _EFFECT_PARAMS.validate_json(raw)
     except ValidationError as exc:
-        raise ParamError(field, f'expected a JSON object {{"effect": {{"param": value}}}}: {_describe(exc)}') from None
+        expected = 'expected a JSON object {"effect": {"param": value}}'
+        raise InvalidParameter(field, f"{expected}: {_describe(exc)}") from None
 
 
 # --- the JSON body of remove-background ---------------------------------------------------------------
@@ -125,5 +124,5 @@ def parse_image_json(body: bytes) -> ImageJson:
     except ValidationError as exc:
         kinds = {error["type"] for error in exc.errors()}
         if kinds & {"json_invalid", "recursion_loop"} or not body.strip():
-            raise ParamError("body", "not valid JSON (or nested too deeply)") from None
-        raise ParamError("image_b64", "the JSON body needs a non-empty 'image_b64' string") from None
+            raise ApiError("The JSON body is not valid JSON (or is nested too deeply).", field="body") from None
+        raise MissingFile("The JSON body needs a non-empty 'image_b64' string.") from None

@@ -1,23 +1,26 @@
 """``/health`` (liveness), ``/ready`` (readiness), ``/`` (what runs here) and ``/warmup``.
 
 ``/health`` and ``/ready`` read the runtime's state under a lock and nothing else: they never load the
-model, touch the device or import torch, and answer while the worker is busy.
+model, touch the device or import torch, and answer while the worker is busy. Bodies are the models of
+:mod:`petcut.api.bodies`; a refusal is the error envelope (:func:`petcut.api.errors.envelope`) with the
+route's fields added (docs/api.md, "Health").
 """
 
 from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from petcut import __version__
-from petcut.api.deps import get_runtime, get_settings
+from petcut.api.bodies import Health, QueueInfo, Ready, ServiceInfo, WarmupReport
+from petcut.api.deps import RuntimeDep, SettingsDep
 from petcut.api.errors import envelope, request_id_of
 from petcut.api.openapi import HEALTH_RESPONSES, READY_RESPONSES, WARMUP_RESPONSES
+from petcut.api.policy import policy
 from petcut.config import Settings
-from petcut.model.runtime import ModelRuntime, WarmupOutcome
-from petcut.model.runtime_errors import State
+from petcut.model.runtime import State, WarmupOutcome
 
 router = APIRouter()
 
@@ -32,69 +35,77 @@ def model_choice(settings: Settings) -> dict[str, str]:
     return info
 
 
-@router.get("/health", tags=["health"], responses=HEALTH_RESPONSES)
-async def health(request: Request, runtime: ModelRuntime = Depends(get_runtime)) -> JSONResponse:
+@router.get("/health", tags=["health"], responses=HEALTH_RESPONSES, response_model=None)
+async def health(request: Request, runtime: RuntimeDep) -> JSONResponse:
     status = runtime.status()
     poisoned = status.state is State.POISONED
-    body = {
-        "status": "unhealthy" if poisoned else "healthy",
-        "container_ready": not poisoned,
-        "model_ready": status.model_ready,
-        "model_status": str(status.state),
-        "uptime_s": round(time.monotonic() - request.app.state.started_at, 3),
-        "version": __version__,
-    }
+    body = Health(
+        status="unhealthy" if poisoned else "healthy",
+        container_ready=not poisoned,
+        model_ready=status.model_ready,
+        model_status=str(status.state),
+        uptime_s=round(time.monotonic() - request.app.state.started_at, 3),
+        version=__version__,
+    ).model_dump()
     if not poisoned:
         return JSONResponse(body)
-    body.update(envelope("device_fault", status.reason, request_id_of(request), retry_after=status.retry_after))
-    return JSONResponse(body, status_code=503, headers={"Retry-After": str(status.retry_after)})
-
-
-@router.get("/ready", tags=["health"], responses=READY_RESPONSES)
-async def ready(request: Request, runtime: ModelRuntime = Depends(get_runtime)) -> JSONResponse:
-    status = runtime.status()
-    body = {"status": str(status.state), "reason": status.reason, "since": status.since, "engine": status.engine}
-    body.update(model_choice(request.app.state.settings))
-    if status.state is State.READY:
-        return JSONResponse({"success": True, "ready": True, **body})
-    body.update(
-        envelope(
-            "not_ready", status.reason, request_id_of(request), retry_after=status.retry_after, status=str(status.state)
-        )
+    refusal = envelope(
+        "device_fault", status.reason, request_id_of(request), retry_after=status.retry_after, extra=body
     )
-    body["ready"] = False
-    return JSONResponse(body, status_code=503, headers={"Retry-After": str(status.retry_after)})
+    return JSONResponse(refusal, status_code=503, headers={"Retry-After": str(status.retry_after)})
 
 
-@router.get("/", tags=["health"])
-async def root(
-    runtime: ModelRuntime = Depends(get_runtime), settings: Settings = Depends(get_settings)
-) -> dict[str, object]:
+@router.get("/ready", tags=["health"], responses=READY_RESPONSES, response_model=None)
+async def ready(request: Request, runtime: RuntimeDep, settings: SettingsDep) -> JSONResponse:
     status = runtime.status()
-    return {
-        "service": SERVICE_NAME,
-        "version": __version__,
-        "mode": settings.mode,
-        "resize": settings.resize,
-        "device": status.device or settings.device,
-        "state": str(status.state),
-        "model": status.description,
-        "engine": status.engine,
+    is_ready = status.state is State.READY
+    body = Ready(
+        success=is_ready,
+        ready=is_ready,
+        status=str(status.state),
+        reason=status.reason,
+        since=status.since,
+        engine=status.engine,
         **model_choice(settings),
-        "queue": {"depth": status.queue_depth, "in_flight": status.in_flight, "max": settings.max_queue},
-    }
+    ).model_dump(exclude_unset=True)
+    if is_ready:
+        return JSONResponse(body)
+    refusal = envelope(
+        "not_ready", status.reason, request_id_of(request), retry_after=status.retry_after, status=str(status.state),
+        extra=body,
+    )  # fmt: skip
+    return JSONResponse(refusal, status_code=503, headers={"Retry-After": str(status.retry_after)})
+
+
+@router.get("/", tags=["health"], response_model_exclude_unset=True)
+async def root(runtime: RuntimeDep, settings: SettingsDep) -> ServiceInfo:
+    status = runtime.status()
+    return ServiceInfo(
+        service=SERVICE_NAME,
+        version=__version__,
+        mode=settings.mode,
+        resize=settings.resize,
+        device=status.device or settings.device,
+        state=str(status.state),
+        model=status.description,
+        engine=status.engine,
+        **model_choice(settings),
+        queue=QueueInfo(depth=status.queue_depth, in_flight=status.in_flight, max=settings.max_queue),
+    )
 
 
 _HTTP_BY_OUTCOME = {"success": 200, "partial": 206, "loading": 503, "unavailable": 503, "error": 500}
 _CODE_BY_OUTCOME = {"loading": "model_loading", "unavailable": "unavailable", "error": "model_load_failed"}
 
 
-@router.post("/warmup", tags=["health"], responses=WARMUP_RESPONSES)
-async def warmup(
-    request: Request,
-    runtime: ModelRuntime = Depends(get_runtime),
-    settings: Settings = Depends(get_settings),
-) -> JSONResponse:
+#: /warmup: an operator's route that runs an inference (and may retry a failed load): a small fixed limit
+WARMUP_POLICY = policy(per_minute=6, burst=3)
+
+
+@router.post(
+    "/warmup", tags=["health"], responses=WARMUP_RESPONSES, response_model=None, dependencies=[WARMUP_POLICY]
+)
+async def warmup(request: Request, runtime: RuntimeDep, settings: SettingsDep) -> JSONResponse:
     """Load the model if needed (bounded wait), run the warmup on the sample photo and a 16×16 image."""
     started = time.perf_counter()
     outcome: WarmupOutcome = await runtime.request_warmup(settings.warmup_wait_s)
@@ -109,20 +120,22 @@ async def warmup(
         label = "error"
     else:
         label = str(status.state) if status.state in (State.DRAINING, State.POISONED) else "loading"
-    body: dict[str, object] = {
-        "status": label,
-        "model_ready": model_ready,
-        "message": outcome.message,
-        "total_time": round(time.perf_counter() - started, 3),
-        "model_load_time": status.load_time_s,
-        "warmup_time": warmup_time,
-        "device": status.device or settings.device,
-        "mode": settings.mode,
-        "resize": settings.resize,
-        "state": str(status.state),
-    }
+    report = WarmupReport(
+        success=outcome.kind == "success",
+        status=label,
+        model_ready=model_ready,
+        message=outcome.message,
+        total_time=round(time.perf_counter() - started, 3),
+        model_load_time=status.load_time_s,
+        warmup_time=warmup_time,
+        device=status.device or settings.device,
+        mode=settings.mode,
+        resize=settings.resize,
+        state=str(status.state),
+    )
     if result is not None:
-        body["details"] = result.details
+        report.details = result.details
+    body = report.model_dump(exclude_unset=True)
     headers = {
         "X-Warmup-Status": label,
         "X-Model-Ready": "true" if model_ready else "false",
@@ -130,12 +143,10 @@ async def warmup(
     }
     if http_status >= 500:
         retry_after = outcome.retry_after if http_status == 503 else None
-        env = envelope(_CODE_BY_OUTCOME[outcome.kind], outcome.message, request_id_of(request), retry_after=retry_after)
-        body = {**env, **body}
+        code = _CODE_BY_OUTCOME[outcome.kind]
+        body = envelope(code, outcome.message, request_id_of(request), retry_after=retry_after, extra=body)
         if retry_after is not None:
             headers["Retry-After"] = str(retry_after)
-    else:
-        body = {"success": outcome.kind == "success", **body}
     return JSONResponse(body, status_code=http_status, headers=headers)
 
 
@@ -143,5 +154,6 @@ async def warmup(
 router.add_api_route("/health", health, methods=["HEAD"], include_in_schema=False)
 router.add_api_route("/ready", ready, methods=["HEAD"], include_in_schema=False)
 router.add_api_route(
-    "/warmup", warmup, methods=["GET"], tags=["health"], operation_id="warmup_get", responses=WARMUP_RESPONSES
-)
+    "/warmup", warmup, methods=["GET"], tags=["health"], operation_id="warmup_get", responses=WARMUP_RESPONSES,
+    dependencies=[WARMUP_POLICY],
+)  # fmt: skip

@@ -1,10 +1,10 @@
 """``GET /metrics`` (Prometheus text format) and the request metrics around every response.
 
-:class:`RequestMetricsMiddleware` is the outermost ASGI layer (outside the edge middleware), so it counts
-every response the service sends: a 413 sent before the body is read, a preflight, a 500 from an
-unhandled exception, a 503 in any model state. Routes are labelled by their template
-(``/session/{session_id}/images``), never the raw path; a path no route matches is ``<unmatched>``, and
-unknown methods are ``OTHER``, so the number of series stays bounded.
+:class:`RequestMetricsMiddleware` is the outermost ASGI layer (outside the edge middleware; see
+:mod:`petcut.api.stack`), so it counts every response the service sends: a 413 sent before the body is
+read, a preflight, a 500 from an unhandled exception, a 503 in any model state, a 429 or 401. Routes are
+labelled by their template (``/session/{session_id}/images``), never the raw path; a path no route
+matches is ``<unmatched>``, and unknown methods are ``OTHER``, so the number of series stays bounded.
 
 ``/metrics`` reads counters and the runtime's state only: it never loads the model, never imports torch,
 and bypasses admission (no queue, no rate limit).
@@ -154,14 +154,9 @@ def _warmup_status(message: Message) -> str | None:
 # --- end alerting series ---------------------------------------------------------------------------------
 
 
-def middleware(app: FastAPI, inner: ASGIApp) -> RequestMetricsMiddleware:
-    """The request metrics around ``inner`` (the app's edge middleware), for ``build_middleware_stack``."""
-    return RequestMetricsMiddleware(inner, metrics=app.state.metrics, templates=RouteTemplates(app))
-
-
 def install(app: FastAPI, metrics: Metrics) -> None:
-    """Add ``/metrics`` and the scrape-time collectors to ``app`` (the request metrics come from
-    :func:`middleware`, which the app's ``build_middleware_stack`` calls)."""
+    """Add ``/metrics`` and the scrape-time collectors to ``app`` (the request metrics are
+    :class:`RequestMetricsMiddleware`, first in the stack ``create_app`` declares)."""
     settings = app.state.settings
     metrics.watch_cache(app.state.cache)
     metrics.build_info(__version__, settings.mode, settings.device, settings.model_id, settings.model_choice)

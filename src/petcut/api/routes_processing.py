@@ -1,5 +1,6 @@
 """Processing routes: the shop front-end's ``process-with-effects``, ``remove-background`` for servers and
-scripts, and the effect catalogue. Parameters are validated here (400); the work is the pipeline's."""
+scripts, and the effect catalogue. Parameters are validated here (400); the work is the pipeline's. Errors
+from any layer propagate to the one handler (:mod:`petcut.api.errors`, docs/api.md)."""
 
 from __future__ import annotations
 
@@ -8,26 +9,27 @@ import binascii
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from petcut import effects
-from petcut.api.deps import get_pipeline, get_settings, unless_disconnected
-from petcut.api.errors import ApiError
+from petcut.api.bodies import CacheInfo, EffectCatalogue, EffectImages, EffectInfo
+from petcut.api.deps import PipelineDep, SettingsDep, unless_disconnected
+from petcut.api.errors import ApiError, EffectsFailed
 from petcut.api.openapi import ERROR_RESPONSES, IMAGE_RESPONSE, error_responses, upload_body
 from petcut.api.params import (
     MARGIN_PATTERN,
     MAX_MARGIN_PERCENT,
     MAX_MARGIN_PX,
-    ParamError,
     parse_effect_params,
     parse_image_json,
     parse_margin,
 )
+from petcut.api.policy import policy, with_headers
 from petcut.api.uploads import MULTIPART_SLACK, SMALL_FIELD, is_form, read_form, single_file, text_field
-from petcut.config import Settings
+from petcut.errors import InvalidParameter, PayloadTooLarge
 from petcut.imaging import expand_box, media_type, normalize_format, parse_hex_color
-from petcut.pipeline import EffectsResult, NoSubjectError, Pipeline, RemoveOptions
+from petcut.pipeline import EffectsResult, RemoveOptions
 from petcut.storage.ids import ID_PATTERN, validate_id
 
 router = APIRouter(tags=["processing"])
@@ -36,16 +38,12 @@ DEFAULT_EFFECT = "enhancedblackwhite"
 Format = Literal["png", "webp", "jpeg", "jpg"]
 
 
-def bad(param: str, message: str) -> ApiError:
-    return ApiError(400, "invalid_parameter", f"{param}: {message}", field=param)
-
-
 # --- parameter parsing ------------------------------------------------------------------------------
 def parse_format(value: str, param: str) -> str:
     try:
         return normalize_format(value)
     except ValueError as exc:
-        raise bad(param, str(exc)) from None
+        raise InvalidParameter(param, str(exc)) from None
 
 
 def colour(value: str | None, param: str = "bg_color") -> tuple[int, int, int] | None:
@@ -54,17 +52,15 @@ def colour(value: str | None, param: str = "bg_color") -> tuple[int, int, int] |
     try:
         return parse_hex_color(value)
     except ValueError as exc:
-        raise bad(param, str(exc)) from None
+        raise InvalidParameter(param, str(exc)) from None
 
 
 def margin(value: str) -> str:
+    parsed = parse_margin(value)
     try:
-        parsed = parse_margin(value)
         expand_box((0, 0, 1, 1), str(parsed), 1, 1)
-    except ParamError as exc:
-        raise bad(exc.field, exc.message) from None
     except ValueError as exc:
-        raise bad("crop_margin", str(exc)) from None
+        raise InvalidParameter("crop_margin", str(exc)) from None
     return value.strip()
 
 
@@ -80,43 +76,24 @@ def effect_names(*candidates: str | None) -> list[str]:
     names = list(dict.fromkeys(part.strip().lower() for part in raw.split(",") if part.strip()))
     unknown = [name for name in names if not is_effect(name)]
     if unknown or not names:
-        aliases = ", ".join(f"{alias} → {name}" for alias, name in effects.aliases().items())
-        raise ApiError(
-            400,
-            "unknown_effect",
-            f"Unknown effect {', '.join(unknown) or raw!r}; valid effects: {', '.join(effects.names())}"
-            f" (old names accepted: {aliases}).",
-            extra={"valid_effects": effects.names(), "aliases": effects.aliases()},
-        )
+        raise effects.UnknownEffectError(", ".join(unknown) or raw, effects.names(), aliases=effects.aliases())
     return names
 
 
 def effect_parameters(raw: str | None, names: list[str]) -> dict[str, dict[str, Any]]:
     """``effect_params`` JSON ``{effect: {param: value}}`` → full validated parameters per effect."""
-    given: dict[str, dict[str, Any]] = {}
-    if raw:
-        try:
-            given = parse_effect_params(raw)
-        except ParamError as exc:
-            raise bad(exc.field, exc.message) from None
+    given = parse_effect_params(raw) if raw else {}
     for name in given:
         if not is_effect(name):
-            raise bad("effect_params", f"unknown effect {name!r}; valid effects: {', '.join(effects.names())}")
-    try:  # parameters given under the asked name, else under the registry name
-        return {
-            name: effects.validate_params(name, given.get(name, given.get(effects.canonical(name)))) for name in names
-        }
-    except (effects.EffectParamError, effects.UnknownEffectError) as exc:
-        raise bad("effect_params", str(exc)) from None
+            problem = f"unknown effect {name!r}; valid effects: {', '.join(effects.names())}"
+            raise InvalidParameter("effect_params", problem)
+    # parameters given under the asked name, else under the registry name (EffectParamError: a 400)
+    return {name: effects.validate_params(name, given.get(name, given.get(effects.canonical(name)))) for name in names}
 
 
 def session(value: str | None) -> str:
-    if not value:
-        return uuid.uuid4().hex
-    try:
-        return validate_id("session_id", value)
-    except ValueError as exc:
-        raise ApiError(400, "invalid_identifier", str(exc), field="session_id") from None
+    """The client's session id (400 ``invalid_identifier`` when unsafe), or a new one."""
+    return validate_id("session_id", value) if value else uuid.uuid4().hex
 
 
 def processing_headers(total: float, hits: int, session_id: str | None = None, *, model: str) -> dict[str, str]:
@@ -126,12 +103,19 @@ def processing_headers(total: float, hits: int, session_id: str | None = None, *
     return headers
 
 
+FOREGROUND_HEADERS = {
+    "X-Foreground-Found": "true or false: whether a subject was found",
+    **{f"X-Foreground-{side}": "the subject's box, pixels (when found)" for side in ("Left", "Top", "Width", "Height")},
+}
+
+
 # --- routes --------------------------------------------------------------------------------------------
 @router.get("/api/v2/effects", responses=error_responses(500))
-async def list_effects() -> dict[str, Any]:
+async def list_effects() -> EffectCatalogue:
     """Every effect with its parameters (type, default, range), from the registry, and the old names
     accepted as aliases."""
-    return {"success": True, "effects": effects.describe(), "default": DEFAULT_EFFECT, "aliases": effects.aliases()}
+    catalogue = [EffectInfo.model_validate(effect) for effect in effects.describe()]
+    return EffectCatalogue(success=True, effects=catalogue, default=DEFAULT_EFFECT, aliases=effects.aliases())
 
 
 @router.post(
@@ -143,7 +127,14 @@ async def list_effects() -> dict[str, Any]:
             "effect_params": {"type": "string", "description": 'JSON {"effect": {"param": value}}'},
         }
     ),
-    responses={**IMAGE_RESPONSE, **ERROR_RESPONSES},
+    responses={
+        **with_headers(
+            {200: {**IMAGE_RESPONSE[200], "model": EffectImages}}, {"X-Session-ID": "the session, when one is given"}
+        ),
+        **ERROR_RESPONSES,
+    },
+    response_model=None,
+    dependencies=[policy(limit=1.0, protected=True)],
 )
 async def process_with_effects(
     request: Request,
@@ -161,8 +152,9 @@ async def process_with_effects(
     output_format: Annotated[Format, Query(description="png (default), webp or jpeg")] = "png",
     bg_color: Annotated[str | None, Query(description="JPEG background, hex (default white)")] = None,
     max_side: Annotated[int | None, Query(ge=1, le=65500, description="longest side of the output")] = None,
-    pipeline: Pipeline = Depends(get_pipeline),
-    settings: Settings = Depends(get_settings),
+    *,
+    pipeline: PipelineDep,
+    settings: SettingsDep,
 ) -> Response:
     """The shop front-end's request: the cut-out in one or more print effects."""
     fmt = parse_format(output_format, "output_format")
@@ -183,33 +175,35 @@ async def process_with_effects(
         ),
     )
     if not result.images:
-        raise ApiError(500, "effects_failed", f"Every effect failed: {', '.join(result.failed)}.")
+        raise EffectsFailed(f"Every effect failed: {', '.join(result.failed)}.")
     headers = processing_headers(result.timings["total"], result.total_cache_hits, sid, model=settings.model_id)
     if not return_all_effects:
         name = names[0]
         return Response(result.images[name], media_type=media_type(fmt), headers=headers)
-    body = {
-        "success": True,
-        "effects": {name: base64.b64encode(image).decode("ascii") for name, image in result.images.items()},
-        "format": fmt,
-        "processing_time": {key: round(value, 4) for key, value in result.timings.items()},
-        "cache_info": {
-            "background_removal_hit": result.background_hit,
-            "effect_cache_hits": result.effect_hits,
-            "total_cache_hits": result.total_cache_hits,
-            "total_operations": 1 + len(names),
-        },
-        "session_id": sid,
-        "total_effects": len(result.images),
-        "failed_effects": result.failed or None,
-    }
-    return JSONResponse(body, headers=headers)
+    body = EffectImages(
+        success=True,
+        effects={name: base64.b64encode(image).decode("ascii") for name, image in result.images.items()},
+        format=fmt,
+        processing_time={key: round(value, 4) for key, value in result.timings.items()},
+        cache_info=CacheInfo(
+            background_removal_hit=result.background_hit,
+            effect_cache_hits=result.effect_hits,
+            total_cache_hits=result.total_cache_hits,
+            total_operations=1 + len(names),
+        ),
+        session_id=sid,
+        total_effects=len(result.images),
+        failed_effects=result.failed or None,
+    )
+    return JSONResponse(body.model_dump(), headers=headers)
 
 
 @router.post(
     "/api/v2/remove-background",
     openapi_extra=upload_body(json_body=True),
-    responses={**IMAGE_RESPONSE, **ERROR_RESPONSES},
+    responses={**with_headers(IMAGE_RESPONSE, FOREGROUND_HEADERS), **ERROR_RESPONSES},
+    response_model=None,
+    dependencies=[policy(limit=1.0, protected=True)],
 )
 async def remove_background(
     request: Request,
@@ -228,8 +222,9 @@ async def remove_background(
     ] = "0",
     max_side: Annotated[int | None, Query(ge=1, le=65500, description="longest side of the output")] = None,
     use_cache: Annotated[bool, Query()] = True,
-    pipeline: Pipeline = Depends(get_pipeline),
-    settings: Settings = Depends(get_settings),
+    *,
+    pipeline: PipelineDep,
+    settings: SettingsDep,
 ) -> Response:
     """The cut-out or mask as image bytes, with the subject's box in ``X-Foreground-*`` headers.
 
@@ -245,10 +240,7 @@ async def remove_background(
         max_side=max_side,
     )
     data = await upload_or_json_image(request, settings.max_upload_bytes)
-    try:
-        result = await unless_disconnected(request, pipeline.remove_background(data, options, use_cache=use_cache))
-    except NoSubjectError as exc:
-        raise ApiError(422, "no_subject_found", f"{exc}.") from None
+    result = await unless_disconnected(request, pipeline.remove_background(data, options, use_cache=use_cache))
     headers = processing_headers(result.timings["total"], int(result.cache_hit), model=settings.model_id)
     headers["X-Foreground-Found"] = "true" if result.box else "false"
     if result.box is not None:
@@ -263,20 +255,14 @@ async def upload_or_json_image(request: Request, limit: int) -> bytes:
         async with read_form(request, limit=limit + MULTIPART_SLACK, max_files=2, required=True) as form:
             return await single_file(form, limit=limit)
     if not request.headers.get("content-type", "").lower().startswith("application/json"):
-        raise ApiError(400, "bad_request", "Send the image as multipart 'file' or JSON {\"image_b64\": ...}.")
-    try:
-        encoded = parse_image_json(await request.body()).image_b64
-    except ParamError as exc:
-        if exc.field == "image_b64":
-            raise ApiError(400, "missing_file", "The JSON body needs a non-empty 'image_b64' string.") from None
-        message = "The JSON body is not valid JSON (or is nested too deeply)."
-        raise ApiError(400, "bad_request", message, field="body") from None
+        raise ApiError("Send the image as multipart 'file' or JSON {\"image_b64\": ...}.")
+    encoded = parse_image_json(await request.body()).image_b64
     if encoded.startswith("data:"):
         encoded = encoded.partition(",")[2]
     try:
         data = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
-        raise bad("image_b64", "not valid base64") from None
+        raise InvalidParameter("image_b64", "not valid base64") from None
     if len(data) > limit:
-        raise ApiError(413, "payload_too_large", f"The image is larger than the upload limit ({limit} bytes).")
+        raise PayloadTooLarge(f"The image is larger than the upload limit ({limit} bytes).")
     return data

@@ -21,8 +21,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from petcut.api.deps import CpuPool, unless_disconnected
+from petcut.api.bodies import CompletedOrder, SessionImages, StoredImageAnswer, StoredImageInfo
+from petcut.api.deps import CpuDep, SettingsDep, unless_disconnected
 from petcut.api.openapi import error_responses
+from petcut.api.policy import policy, with_headers
 from petcut.api.uploads import MULTIPART_SLACK, SMALL_FIELD, read_form, single_file, text_field
 from petcut.config import Settings
 from petcut.storage import (
@@ -46,10 +48,13 @@ router = APIRouter(tags=["customer images"])
 
 
 def get_image_store(request: Request) -> ImageStore:
-    store = getattr(request.app.state, "image_store", None)
+    store: ImageStore | None = getattr(request.app.state, "image_store", None)
     if store is None:
         raise StorageUnavailable("Image storage is not configured.")
     return store
+
+
+StoreDep = Annotated[ImageStore, Depends(get_image_store)]
 
 
 class _SessionLocks:
@@ -105,6 +110,10 @@ def _absolute(request: Request, image: StoredImage) -> StoredImage:
     return replace(image, url=str(request.url_for(IMAGE_ROUTE, key=image.key)))
 
 
+def _described(request: Request, images: list[StoredImage]) -> list[StoredImageInfo]:
+    return [StoredImageInfo.model_validate(_absolute(request, image).to_dict()) for image in images]
+
+
 _ID_SCHEMA = f"^{ID_PATTERN}$"
 _STORE_IMAGE_BODY = {
     "requestBody": {
@@ -158,21 +167,20 @@ _IMAGE_BYTES = {
     "/store-image",
     openapi_extra=_STORE_IMAGE_BODY,
     responses=error_responses(400, 401, 413, 415, 422, 429, 500, 503),
+    dependencies=[policy(limit=2.0, protected=True)],  # twice processing's: several images per photo
 )
-async def store_image(request: Request, store: ImageStore = Depends(get_image_store)) -> dict[str, Any]:
+async def store_image(request: Request, store: StoreDep, settings: SettingsDep, cpu: CpuDep) -> StoredImageAnswer:
     """Store a customer image; the content type comes from its bytes. Answers its URL.
 
     Only real images are kept: the file must decode completely as the format its bytes claim (415 not an
     accepted image or markup inside, 422 corrupt, 413 too many pixels); a session holds at most
     ``PETCUT_STORE_MAX_IMAGES_PER_SESSION`` images (429) and ``PETCUT_STORE_MAX_MB_PER_SESSION`` MB (413)."""
-    settings: Settings = request.app.state.settings
     async with read_form(request, limit=store.max_bytes + MULTIPART_SLACK, max_files=2, required=True) as form:
         data = await single_file(form, limit=store.max_bytes)
         fields = {name: text_field(form, name) for name in _TEXT_FIELDS}
-    session_id = validate_id("session_id", fields["session_id"])  # type: ignore[arg-type] - None → 400
-    validate_id("image_type", fields["image_type"])  # type: ignore[arg-type]
+    session_id = validate_id("session_id", fields["session_id"])  # None → 400
+    validate_id("image_type", fields["image_type"])
     validate_tier(fields["tier"] or Tier.TEMPORARY)
-    cpu: CpuPool = request.app.state.cpu
     await unless_disconnected(  # a real, fully decodable image, by the processing routes' bounded decoder
         request,
         cpu.run(
@@ -198,56 +206,49 @@ async def store_image(request: Request, store: ImageStore = Depends(get_image_st
         effect_applied=fields["effect_applied"],
     )
     image = _absolute(request, image)
-    return {
-        "success": True,
-        "url": image.url,
-        "session_id": image.session_id,
-        "image_type": image.image_type,
-        "tier": image.tier.value,
-        "filename": image.filename,
-        "content_type": image.content_type,
-        "size": image.size,
-        "created_at": image.created_at.isoformat(),
-    }
+    return StoredImageAnswer(
+        success=True,
+        url=image.url,
+        session_id=image.session_id,
+        image_type=image.image_type,
+        tier=image.tier.value,
+        filename=image.filename,
+        content_type=image.content_type,
+        size=image.size,
+        created_at=image.created_at.isoformat(),
+    )
 
 
 @router.get("/session/{session_id}/images", responses=error_responses(400, 500, 503))
-async def list_session_images(
-    session_id: SessionId, request: Request, store: ImageStore = Depends(get_image_store)
-) -> dict[str, Any]:
+async def list_session_images(session_id: SessionId, request: Request, store: StoreDep) -> SessionImages:
     """Every stored image of the session, in every tier, oldest first."""
     images = await run_in_threadpool(store.list_session, session_id)
-    return {
-        "success": True,
-        "session_id": session_id,
-        "images": [_absolute(request, image).to_dict() for image in images],
-        "count": len(images),
-    }
+    return SessionImages(success=True, session_id=session_id, images=_described(request, images), count=len(images))
 
 
 @router.post(
     "/session/{session_id}/complete-order",
     openapi_extra=_COMPLETE_ORDER_BODY,
     responses=error_responses(400, 401, 404, 429, 500, 503),
+    dependencies=[policy(limit=1.0, protected=True)],
 )
-async def complete_order(
-    session_id: SessionId, request: Request, store: ImageStore = Depends(get_image_store)
-) -> dict[str, Any]:
+async def complete_order(session_id: SessionId, request: Request, store: StoreDep) -> CompletedOrder:
     """Move the session's images to ``order_completed`` under ``order_id`` (form field; query accepted)."""
     async with read_form(request, limit=SMALL_FIELD, max_files=0, required=False) as form:
         order_id = text_field(form, "order_id") or request.query_params.get("order_id")
     images = await run_in_threadpool(store.complete_order, session_id, order_id)  # type: ignore[arg-type]
-    return {
-        "success": True,
-        "session_id": session_id,
-        "order_id": order_id,
-        "images": [_absolute(request, image).to_dict() for image in images],
-        "count": len(images),
-    }
+    return CompletedOrder(
+        success=True, session_id=session_id, order_id=order_id, images=_described(request, images), count=len(images)
+    )
 
 
-@router.get("/images/{key:path}", name=IMAGE_ROUTE, responses={200: _IMAGE_BYTES, **error_responses(404, 500, 503)})
-async def get_image(key: str, store: ImageStore = Depends(get_image_store)) -> Response:
+@router.get(
+    "/images/{key:path}",
+    name=IMAGE_ROUTE,
+    responses={**with_headers({200: _IMAGE_BYTES}, {"Content-Disposition": "inline, with the file name"}),
+               **error_responses(404, 500, 503)},
+)  # fmt: skip
+async def get_image(key: str, store: StoreDep) -> Response:
     """The stored bytes, with the stored content type (local backend; GCS URLs point at GCS)."""
     if not store.serves_own_urls or parse_key(key) is None:
         raise ImageNotFound("No such image.")

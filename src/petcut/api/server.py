@@ -15,6 +15,7 @@ import signal
 import socket
 import sys
 from types import FrameType
+from typing import TypedDict
 
 import uvicorn
 
@@ -59,7 +60,14 @@ class DrainingServer(uvicorn.Server):
         return self.runtime.worker.in_flight > 0
 
 
-def forwarding(settings: Settings) -> dict[str, object]:
+class Forwarding(TypedDict):
+    """The proxy-header options of ``uvicorn.Config``."""
+
+    proxy_headers: bool
+    forwarded_allow_ips: list[str]
+
+
+def forwarding(settings: Settings) -> Forwarding:
     """uvicorn's proxy-header options from ``PETCUT_TRUSTED_PROXIES``. None trusted: X-Forwarded-For and
     X-Forwarded-Proto are ignored for every peer, loopback included (uvicorn's default would believe
     127.0.0.1, or whatever ``FORWARDED_ALLOW_IPS`` says)."""

@@ -14,21 +14,14 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Message, Receive
 
-from petcut.api.errors import ApiError
+from petcut.api.errors import ApiError, BodyTooLarge, MissingFile, TooManyFiles
 from petcut.api.middleware import MULTIPART_SLACK
+from petcut.errors import InvalidParameter, PetcutError
 
-__all__ = ["MULTIPART_SLACK", "SMALL_FIELD", "is_form", "read_form", "single_file", "text_field", "too_large"]
+__all__ = ["MULTIPART_SLACK", "SMALL_FIELD", "is_form", "read_form", "single_file", "text_field"]
 
 SMALL_FIELD = 64 * 1024
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def too_large(limit: int) -> ApiError:
-    return ApiError(413, "payload_too_large", f"The request body is larger than the upload limit ({limit} bytes).")
 
 
 def _limited(receive: Receive, limit: int) -> Receive:
@@ -40,7 +33,7 @@ def _limited(receive: Receive, limit: int) -> Receive:
         if message["type"] == "http.request":
             received += len(message.get("body", b""))
             if received > limit:
-                raise _TooLarge()
+                raise BodyTooLarge(limit)
         return message
 
     return limited_receive
@@ -56,21 +49,19 @@ async def read_form(request: Request, *, limit: int, max_files: int, required: b
     ``required``) not a form at all."""
     if not is_form(request):
         if required:
-            raise ApiError(400, "bad_request", "Expected a multipart/form-data body.")
+            raise ApiError("Expected a multipart/form-data body.")
         yield FormData()
         return
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
-        raise too_large(limit)
+        raise BodyTooLarge(limit)
     limited = Request(request.scope, _limited(request.receive, limit))
     try:
         form = await limited.form(max_files=max_files, max_fields=32, max_part_size=SMALL_FIELD)
-    except _TooLarge:
-        raise too_large(limit) from None
+    except PetcutError:  # this limit, the edge middleware's streaming limit and body timeout
+        raise
     except StarletteHTTPException as exc:  # malformed multipart, too many files or fields
-        if exc.status_code in (408, 413):  # the edge middleware's streaming limit and body timeout
-            raise
-        raise ApiError(400, "bad_request", f"Malformed form body: {exc.detail}") from None
+        raise ApiError(f"Malformed form body: {exc.detail}") from None
     try:
         yield form
     finally:
@@ -81,17 +72,17 @@ def text_field(form: FormData, name: str) -> str | None:
     value = form.get(name)
     if value is None or isinstance(value, str):
         return value
-    raise ApiError(400, "invalid_parameter", f"'{name}' must be a text field, not a file.", field=name)
+    raise InvalidParameter(name, "must be a text field, not a file")
 
 
 async def single_file(form: FormData, name: str = "file", *, limit: int) -> bytes:
     """The bytes of the one file part ``name``; 400 when it is missing or sent twice."""
     parts = [value for value in form.getlist(name) if isinstance(value, UploadFile)]
     if not parts:
-        raise ApiError(400, "missing_file", f"The image is missing: send it in the multipart part '{name}'.")
+        raise MissingFile(f"The image is missing: send it in the multipart part '{name}'.")
     if len(parts) > 1:
-        raise ApiError(400, "too_many_files", f"Send exactly one image in the part '{name}', not {len(parts)}.")
+        raise TooManyFiles(f"Send exactly one image in the part '{name}', not {len(parts)}.")
     data = await parts[0].read(limit + 1)
     if len(data) > limit:
-        raise too_large(limit)
+        raise BodyTooLarge(limit)
     return data

@@ -10,6 +10,7 @@ import functools
 import threading
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ._jit import lazy_njit
 
@@ -43,7 +44,9 @@ def rgb_code(rgb: np.ndarray) -> np.ndarray:
 
 
 @lazy_njit
-def _fill_lut(palette, weights, lut):  # pragma: no cover - runs compiled
+def _fill_lut(  # pragma: no cover - runs compiled
+    palette: NDArray[np.float64], weights: NDArray[np.float64], lut: NDArray[np.uint8]
+) -> None:
     n = palette.shape[0]
     blue_term = np.empty((n, 256))
     for k in range(n):

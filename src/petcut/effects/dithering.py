@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from ._common import LUMA_601, grey, with_alpha
 from ._jit import lazy_njit
@@ -29,7 +30,7 @@ def render(rgba: np.ndarray, params: Mapping[str, Any]) -> np.ndarray:
     alpha = rgba[..., 3]
     v = prepare_grey(rgba, params["gamma_correction"], params["enhancement_strength"])
     if params["adaptive_threshold"]:
-        threshold = cv2.GaussianBlur(v, (7, 7), 0)  # sigma from the kernel size (OpenCV: 1.4)
+        threshold = cast(NDArray[np.float32], cv2.GaussianBlur(v, (7, 7), 0))  # sigma 1.4, from the kernel size
         threshold *= np.float32(0.7)
         threshold += np.float32(0.3 * 128)
     else:
@@ -47,7 +48,7 @@ def prepare_grey(rgba: np.ndarray, gamma: float, enhancement: float) -> np.ndarr
     v *= np.float32(255)
     v[rgba[..., 3] == 0] = 255
     if enhancement:
-        edges = cv2.filter2D(v, -1, _EDGE_KERNEL, borderType=cv2.BORDER_REFLECT_101)
+        edges = cast(NDArray[np.float32], cv2.filter2D(v, -1, _EDGE_KERNEL, borderType=cv2.BORDER_REFLECT_101))
         edges *= np.float32(enhancement)
         v += edges
         np.clip(v, 0, 255, out=v)
@@ -55,7 +56,14 @@ def prepare_grey(rgba: np.ndarray, gamma: float, enhancement: float) -> np.ndarr
 
 
 @lazy_njit
-def _diffuse(v, threshold, alpha, s, dot, canvas):  # pragma: no cover - runs compiled
+def _diffuse(  # pragma: no cover - runs compiled
+    v: NDArray[np.float32],
+    threshold: NDArray[np.float32],
+    alpha: NDArray[np.uint8],
+    s: int,
+    dot: int,
+    canvas: NDArray[np.uint8],
+) -> None:
     """Step 4: Floyd–Steinberg over the sample points ``(y, x)``, ``y, x`` multiples of ``s``."""
     h, w = v.shape
     rows = (h + s - 1) // s

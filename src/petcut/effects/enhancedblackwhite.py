@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from ._common import grey, normal_f32, seeded_rng, to_uint8, with_alpha
 from ._params import Param
@@ -78,7 +79,7 @@ def _sharpen_midtones(g: np.ndarray, strength: float) -> None:
 def _add_halation(g: np.ndarray, strength: float) -> None:
     """Step 4, in place: glow from pixels brighter than 0.75, weighted by ``1 - g²``."""
     bright = (g > 0.75).astype(np.float32)
-    halo = cv2.GaussianBlur(bright, (21, 21), 7)
+    halo = cast(NDArray[np.float32], cv2.GaussianBlur(bright, (21, 21), 7))
     halo *= np.float32(0.3)
     halo += np.float32(0.7) * cv2.GaussianBlur(bright, (9, 9), 2.5)
     np.square(g, out=bright)

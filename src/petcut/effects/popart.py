@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from ._common import LUMA_601, grey, rgb_of
 from ._params import Param
@@ -42,7 +43,7 @@ _LEVELS = 3  # posterised channel values: 0, 127.5, 255
 
 
 def render(rgba: np.ndarray, params: Mapping[str, Any]) -> np.ndarray:
-    c = cv2.LUT(rgb_of(rgba), _CONTRAST_LUT)  # step 1 per channel, float32
+    c = cast(NDArray[np.float32], cv2.LUT(rgb_of(rgba), _CONTRAST_LUT))  # step 1 per channel, float32
     lum = grey(c, LUMA_601)
     lum3 = cv2.merge([lum, lum, lum])
     # step 2: s = clip(L + (c - L) * 2, 0, 255)

@@ -7,6 +7,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from ._common import LUMA_601, grey, rgb_of, with_alpha
 from ._jit import lazy_njit
@@ -80,7 +81,13 @@ def edge_mask(rgb: np.ndarray, threshold: float) -> np.ndarray:
 
 
 @lazy_njit
-def _diffuse(rgb, alpha, lut, palette, out):  # pragma: no cover - runs compiled
+def _diffuse(  # pragma: no cover - runs compiled
+    rgb: NDArray[np.uint8],
+    alpha: NDArray[np.uint8],
+    lut: NDArray[np.uint8],
+    palette: NDArray[np.uint8],
+    out: NDArray[np.uint8],
+) -> None:
     """Floyd–Steinberg in raster order, skipping alpha-0 pixels.
 
     The palette index of a diffused value comes from the table at the value clipped to [0, 255] and

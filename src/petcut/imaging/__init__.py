@@ -19,7 +19,6 @@ from petcut.imaging.decode import (
     MAX_SIDE,
     DecodedImage,
     decode_image,
-    sniff_format,
 )
 from petcut.imaging.encode import OUTPUT_FORMATS, encode_image, media_type, normalize_format
 from petcut.imaging.errors import (
@@ -33,6 +32,7 @@ from petcut.imaging.errors import (
     UnsupportedImageFormat,
 )
 from petcut.imaging.foreground import FOREGROUND_METHODS, estimate_foreground
+from petcut.imaging.sniff import ImageKind, sniff_format, sniff_image
 
 __all__ = [
     "ACCEPTED_FORMATS",
@@ -45,6 +45,7 @@ __all__ = [
     "EmptyImage",
     "ImageDecodeError",
     "ImageError",
+    "ImageKind",
     "ImageTooLarge",
     "PayloadTooLarge",
     "TooManyPixels",
@@ -61,6 +62,7 @@ __all__ = [
     "normalize_format",
     "parse_hex_color",
     "sniff_format",
+    "sniff_image",
     "subject_bbox",
     "to_rgba",
 ]

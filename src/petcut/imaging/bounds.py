@@ -25,8 +25,12 @@ import threading
 import time
 from collections.abc import Iterator
 from contextvars import ContextVar
+from typing import TYPE_CHECKING
 
 from petcut.imaging.errors import ImageDecodeError, ImageError
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 __all__ = [
     "DECODE_CHUNK",
@@ -63,7 +67,7 @@ class DecodeCancelled(ImageError):
     """The request that wanted this decode has gone (nobody reads the answer)."""
 
     code = "client_closed_request"
-    http_status = 499
+    status = 499
     default_message = "The client closed the connection."
 
 
@@ -144,7 +148,7 @@ class BoundedStream(io.BytesIO):
         self.check()
         return super().read(size)
 
-    def readinto(self, buffer, /) -> int:  # type: ignore[no-untyped-def, override]
+    def readinto(self, buffer: WriteableBuffer, /) -> int:
         self.check()
         return super().readinto(buffer)
 

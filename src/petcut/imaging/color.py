@@ -164,7 +164,12 @@ def _is_srgb(profile: ImageCms.ImageCmsProfile) -> bool:
             (theirs.red_colorant, theirs.green_colorant, theirs.blue_colorant),
             strict=True,
         )
-        return all(abs(a - b) < 2e-3 for mine, other in pairs for a, b in zip(mine[0], other[0], strict=True))
+        return all(
+            mine is not None
+            and other is not None
+            and all(abs(a - b) < 2e-3 for a, b in zip(mine[0], other[0], strict=True))
+            for mine, other in pairs
+        )
     except (TypeError, IndexError, AttributeError):
         return False
 

@@ -3,7 +3,8 @@
 Order of checks (docs/security.md):
 
 1. zero bytes → ``EmptyImage`` (400); more than ``max_bytes`` → ``PayloadTooLarge`` (413);
-2. a magic number of a known but refused format (BMP, PDF, ...) → ``UnsupportedImageFormat`` (415);
+2. a magic number (:mod:`petcut.imaging.sniff`) of a known but refused format (BMP, PDF, ...) →
+   ``UnsupportedImageFormat`` (415);
 3. ``Image.open`` restricted to the accepted Pillow plugins reads the header only; bytes no accepted
    plugin recognises → 415, unless their magic number says they are an accepted format, in which case
    the data is corrupt → ``ImageDecodeError`` (422);
@@ -43,8 +44,9 @@ from petcut.imaging.errors import (
     TooManyPixels,
     UnsupportedImageFormat,
 )
+from petcut.imaging.sniff import sniff_format
 
-__all__ = ["ACCEPTED_FORMATS", "MAX_FRAMES_COUNTED", "MAX_SIDE", "DecodedImage", "decode_image", "sniff_format"]
+__all__ = ["ACCEPTED_FORMATS", "MAX_FRAMES_COUNTED", "MAX_SIDE", "DecodedImage", "decode_image"]
 
 #: Formats decode_image accepts, by the name it reports in ``DecodedImage.format``.
 ACCEPTED_FORMATS: tuple[str, ...] = ("jpeg", "png", "webp", "heif", "avif", "gif", "tiff")
@@ -67,10 +69,6 @@ _PIL_FORMATS: dict[str, str] = {
     "GIF": "gif",
     "TIFF": "tiff",
 }
-
-_HEIF_BRANDS = frozenset({b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs"})
-_GENERIC_HEIF_BRANDS = frozenset({b"mif1", b"msf1", b"mif2", b"miaf"})
-_AVIF_BRANDS = frozenset({b"avif", b"avis"})
 
 _WIDE_GREY_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
 
@@ -111,55 +109,6 @@ class DecodedImage:
     @property
     def height(self) -> int:
         return int(self.rgb.shape[0])
-
-
-def sniff_format(data: bytes) -> str | None:
-    """Cheap magic-number check of the first bytes.
-
-    Returns a name from ``ACCEPTED_FORMATS``, or the name of a recognised but refused format
-    ("bmp", "pdf", "ico", "psd", "jxl"), or None when the bytes do not look like an image.
-    A non-None result does not mean the format is accepted: test ``in ACCEPTED_FORMATS``.
-    """
-    head = bytes(data[:64])
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "gif"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp"
-    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-        return "tiff"
-    if head[4:8] == b"ftyp":
-        return _sniff_ftyp(head)
-    if head.startswith(b"\xff\x0a") or head.startswith(b"\x00\x00\x00\x0cJXL \r\n\x87\n"):
-        return "jxl"
-    if head.startswith(b"BM"):
-        return "bmp"
-    if head.startswith(b"%PDF"):
-        return "pdf"
-    if head.startswith(b"\x00\x00\x01\x00"):
-        return "ico"
-    if head.startswith(b"8BPS"):
-        return "psd"
-    return None
-
-
-def _sniff_ftyp(head: bytes) -> str | None:
-    box_size = int.from_bytes(head[0:4], "big")
-    major = head[8:12]
-    end = min(max(box_size, 16), len(head))
-    brands = {major} | {head[i : i + 4] for i in range(16, end - 3, 4)}
-    if major in _AVIF_BRANDS:
-        return "avif"
-    if major in _HEIF_BRANDS:
-        return "heif"
-    if major in _GENERIC_HEIF_BRANDS or brands & (_AVIF_BRANDS | _HEIF_BRANDS):
-        if brands & _AVIF_BRANDS and not brands & _HEIF_BRANDS:
-            return "avif"
-        return "heif"
-    return None  # MP4, MOV, ...
 
 
 _plugins_lock = threading.Lock()

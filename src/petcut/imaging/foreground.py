@@ -14,8 +14,11 @@ Without it, semi-transparent edge pixels keep the old background's colour mixed 
 
 from __future__ import annotations
 
+from typing import cast
+
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 __all__ = ["FOREGROUND_METHODS", "estimate_foreground"]
 
@@ -23,8 +26,13 @@ FOREGROUND_METHODS: tuple[str, ...] = ("blur_fusion", "pymatting", "none")
 
 _EPS = np.float32(1e-5)
 
+#: an image plane, or the alpha matte: float32 H×W
+Plane = NDArray[np.float32]
 
-def estimate_foreground(rgb: np.ndarray, alpha: np.ndarray, method: str = "blur_fusion") -> np.ndarray:
+
+def estimate_foreground(
+    rgb: NDArray[np.uint8], alpha: NDArray[np.uint8] | NDArray[np.floating], method: str = "blur_fusion"
+) -> NDArray[np.uint8]:
     """uint8 H×W×3 image + alpha H×W (float in [0, 1], or uint8) → uint8 H×W×3 foreground colours."""
     if method not in FOREGROUND_METHODS:
         raise ValueError(f"unknown foreground method {method!r}: expected one of {', '.join(FOREGROUND_METHODS)}")
@@ -40,7 +48,7 @@ def estimate_foreground(rgb: np.ndarray, alpha: np.ndarray, method: str = "blur_
     return _blur_fusion(rgb, a)
 
 
-def _alpha_float32(alpha: np.ndarray) -> np.ndarray:
+def _alpha_float32(alpha: NDArray[np.uint8] | NDArray[np.floating]) -> Plane:
     if alpha.dtype == np.uint8:
         return alpha.astype(np.float32) * np.float32(1 / 255)
     return np.clip(alpha.astype(np.float32, copy=False), 0.0, 1.0)
@@ -51,7 +59,7 @@ def _alpha_float32(alpha: np.ndarray) -> np.ndarray:
 _REACH = 45 + 3 + 45 + 3
 
 
-def _blur_fusion(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+def _blur_fusion(rgb: NDArray[np.uint8], alpha: Plane) -> NDArray[np.uint8]:
     """Blur-fusion on the bounding box of the soft pixels (0 < α < 1) plus its reach, the input colours
     elsewhere: where α = 1 the estimate is the input colour, where α = 0 the colour is invisible. Soft
     pixels get exactly the full-image result, at a fraction of the cost when the subject is small."""
@@ -70,18 +78,18 @@ def _blur_fusion(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return out
 
 
-def _blur_fusion_region(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+def _blur_fusion_region(rgb: NDArray[np.uint8], alpha: Plane) -> NDArray[np.uint8]:
     alpha = np.ascontiguousarray(alpha)
     one_minus_a = 1.0 - alpha
     out = np.empty_like(rgb)
 
     # Pass 1 (r = 90): F = B = I.  blur(I·(1−α)) = blur(I) − blur(I·α) by linearity (one blur saved).
-    blur_a90 = cv2.blur(alpha, (90, 90))
+    blur_a90 = _box_blur(alpha, 90)
     inv_fa90 = 1.0 / (blur_a90 + _EPS)
     inv_b90 = 1.0 / ((1.0 - blur_a90) + _EPS)
     del blur_a90
     # Pass 2 (r = 6) weights.
-    blur_a6 = cv2.blur(alpha, (6, 6))
+    blur_a6 = _box_blur(alpha, 6)
     inv_fa6 = 1.0 / (blur_a6 + _EPS)
     inv_b6 = 1.0 / ((1.0 - blur_a6) + _EPS)
     del blur_a6
@@ -91,18 +99,18 @@ def _blur_fusion_region(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         image *= np.float32(1 / 255)
 
         fa = image * alpha
-        f_hat = cv2.blur(fa, (90, 90))
-        b_hat = cv2.blur(image, (90, 90))
+        f_hat = _box_blur(fa, 90)
+        b_hat = _box_blur(image, 90)
         b_hat -= f_hat
         b_hat *= inv_b90  # blurred background, reused by pass 2
         f_hat *= inv_fa90
         f1 = _fuse(image, alpha, one_minus_a, f_hat, b_hat)
 
         np.multiply(f1, alpha, out=fa)
-        f_hat = cv2.blur(fa, (6, 6))
+        f_hat = _box_blur(fa, 6)
         f_hat *= inv_fa6
         b_hat *= one_minus_a
-        b_hat2 = cv2.blur(b_hat, (6, 6))
+        b_hat2 = _box_blur(b_hat, 6)
         b_hat2 *= inv_b6
         f2 = _fuse(image, alpha, one_minus_a, f_hat, b_hat2)
 
@@ -112,9 +120,12 @@ def _blur_fusion_region(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return out
 
 
-def _fuse(
-    image: np.ndarray, alpha: np.ndarray, one_minus_a: np.ndarray, f_hat: np.ndarray, b_hat: np.ndarray
-) -> np.ndarray:
+def _box_blur(plane: Plane, side: int) -> Plane:
+    """``cv2.blur`` with a ``side``×``side`` box: float32 in, float32 out (OpenCV's stubs say any array)."""
+    return cast(Plane, cv2.blur(plane, (side, side)))
+
+
+def _fuse(image: Plane, alpha: Plane, one_minus_a: Plane, f_hat: Plane, b_hat: Plane) -> Plane:
     """F̂ + α·(I − α·F̂ − (1−α)·B̂), clipped to [0, 1]."""
     residual = image - alpha * f_hat
     residual -= one_minus_a * b_hat
@@ -124,8 +135,8 @@ def _fuse(
     return residual
 
 
-def _pymatting(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+def _pymatting(rgb: NDArray[np.uint8], alpha: Plane) -> NDArray[np.uint8]:
     from pymatting import estimate_foreground_ml
 
-    foreground = estimate_foreground_ml(rgb.astype(np.float64) / 255.0, alpha.astype(np.float64))
+    foreground: NDArray[np.float64] = estimate_foreground_ml(rgb.astype(np.float64) / 255.0, alpha.astype(np.float64))
     return (np.clip(foreground, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

@@ -5,16 +5,24 @@ from __future__ import annotations
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+from numpy.typing import NDArray
+
+#: an RGB image: uint8 H×W×3
+RGBImage = NDArray[np.uint8]
+#: a foreground alpha matte: float32 H×W in [0, 1]
+AlphaMatte = NDArray[np.float32]
 
 
 @runtime_checkable
 class Segmenter(Protocol):
     """Predicts a foreground alpha matte. Test fakes implement this too."""
 
-    #: short description of what runs (e.g. "InSPyReNet fast/static on cpu fp32")
-    description: str
+    @property
+    def description(self) -> str:
+        """Short description of what runs (e.g. "InSPyReNet fast/static on cpu fp32")."""
+        ...
 
-    def predict_alpha(self, rgb: np.ndarray) -> np.ndarray:
+    def predict_alpha(self, rgb: RGBImage) -> AlphaMatte:
         """``rgb``: uint8 H×W×3. Returns float32 H×W in [0, 1] at the input's resolution."""
         ...
 

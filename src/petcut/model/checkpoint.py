@@ -1,8 +1,9 @@
-"""Checkpoints: where they are, how to fetch them, and whether they are intact.
+"""InSPyReNet checkpoints: where they are, how to fetch them, and whether they are intact.
 
-The published metadata (URL, md5, file name, network input size per mode) is transparent-background's
-own ``config.yaml``, read from the installed package without importing it (importing it pulls in its
-GUI, downloaders and albumentations). Nothing here downloads unless ``download`` is called.
+:class:`InSPyReNetWeights` is this model's :class:`~petcut.model.weights.WeightsSource`. The published
+metadata (URL, md5, file name, network input size per mode) is transparent-background's own
+``config.yaml``, read from the installed package without importing it (importing it pulls in its GUI,
+downloaders and albumentations). Nothing here downloads unless ``download`` is called.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import yaml
 from petcut.config import Settings
 from petcut.model import stamps
 from petcut.model.base import ChecksumMismatchError, DownloadError, WeightsMissingError
+from petcut.model.weights import Progress, WeightsSource
 
 _CHUNK = 1 << 20
 
@@ -66,29 +68,46 @@ def mode_info(mode: str) -> ModeInfo:
         raise ValueError(f"unknown mode {mode!r}; known: {', '.join(published_modes())}") from None
 
 
+class InSPyReNetWeights(WeightsSource):
+    """The configured mode's published checkpoint, or the file ``PETCUT_CHECKPOINT`` names."""
+
+    def __init__(self, settings: Settings) -> None:
+        mode = settings.mode
+        super().__init__(
+            settings, filename=mode_info(mode).filename, what=f"weights for mode {mode!r}",
+            checksum=f"the published md5 for {mode}", download_label=f"{mode} weights",
+        )  # fmt: skip
+
+    def how_to_provide(self) -> str:
+        return (
+            f"run `petcut weights download --mode {self.settings.mode}` (needs network), copy the file to "
+            f"{self.default_path()}, or set PETCUT_CHECKPOINT to a checkpoint file"
+        )
+
+    def locate(self) -> Path:
+        """The checkpoint to load: the explicit file, else the weights directory's. Never downloads."""
+        if self.settings.checkpoint is not None:
+            path = self.settings.checkpoint.expanduser()
+            if not path.is_file():
+                raise WeightsMissingError(f"PETCUT_CHECKPOINT={path} does not exist or is not a file")
+            return path
+        return super().locate()
+
+    def verify(self, path: Path, *, use_stamp: bool = True) -> bool:
+        return verify(path, self.settings.mode, use_stamp=use_stamp)
+
+    def download(self, progress: Progress | None = None) -> Path:
+        return download(self.settings.mode, self.settings.weights_dir, progress=progress)
+
+
 def default_path(settings: Settings) -> Path:
     """Where the weights for the configured mode live in the weights directory."""
-    return settings.weights_dir / mode_info(settings.mode).filename
-
-
-def how_to_provide(settings: Settings) -> str:
-    return (
-        f"run `petcut weights download --mode {settings.mode}` (needs network), copy the file to "
-        f"{default_path(settings)}, or set PETCUT_CHECKPOINT to a checkpoint file"
-    )
+    return InSPyReNetWeights(settings).default_path()
 
 
 def locate(settings: Settings) -> Path:
-    """The checkpoint to load: the explicit file, else the weights directory's. Never downloads."""
-    if settings.checkpoint is not None:
-        path = settings.checkpoint.expanduser()
-        if not path.is_file():
-            raise WeightsMissingError(f"PETCUT_CHECKPOINT={path} does not exist or is not a file")
-        return path
-    path = default_path(settings)
-    if not path.is_file():
-        raise WeightsMissingError(f"no weights for mode {settings.mode!r} at {path}: {how_to_provide(settings)}")
-    return path
+    """The checkpoint to load (:meth:`InSPyReNetWeights.locate`)."""
+    return InSPyReNetWeights(settings).locate()
 
 
 def file_md5(path: Path, progress: Callable[[int], None] | None = None) -> str:
@@ -131,7 +150,7 @@ def download(
     mode: str,
     dest_dir: Path,
     *,
-    progress: Callable[[int, int | None], None] | None = None,
+    progress: Progress | None = None,
     timeout: float = 30.0,
 ) -> Path:
     """Fetch the mode's published checkpoint into ``dest_dir``, verify its md5, write atomically.

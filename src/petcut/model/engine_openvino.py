@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from petcut.model.base import CheckpointInvalidError, ModelError, OutOfMemory
 
@@ -49,7 +50,7 @@ def cpu_capability() -> CpuCapability:
 def openvino_version() -> str:
     import openvino as ov
 
-    return ov.__version__.split("-")[0]
+    return str(ov.__version__).split("-")[0]
 
 
 def resolve_precision(requested: str) -> str:
@@ -94,7 +95,7 @@ class OpenVinoEngine:
         self._lock = threading.Lock()  # one request object: one inference at a time (the runtime's worker)
         self.input_name = self._compiled.inputs[0].get_any_name()
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    def run(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
         try:
             with self._lock:
                 result = self._request.infer({0: np.ascontiguousarray(x, dtype=np.float32)})

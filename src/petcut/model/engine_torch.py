@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from petcut.model.base import DeviceUnavailableError
 
@@ -63,7 +64,7 @@ class TorchEngine:
         self.precision = precision
         self.network = network.to(device)
 
-    def run(self, x: np.ndarray) -> np.ndarray:
+    def run(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
         import torch
 
         tensor = torch.from_numpy(x).to(self.device, non_blocking=True)
@@ -75,7 +76,8 @@ class TorchEngine:
         with torch.inference_mode(), autocast:
             out = self.network(tensor)
         with torch.inference_mode():
-            return out.float().cpu().numpy()
+            alpha: NDArray[np.float32] = out.float().cpu().numpy()
+        return alpha
 
 
 def load_torch_engine(path: Path, base_size: int, *, device: str, precision: str, threads: int | None) -> TorchEngine:

@@ -98,14 +98,14 @@ def _layer_forward(self: Any, x: Any, H: Any, W: Any) -> Any:
 def export_friendly_swin() -> Iterator[None]:
     """Swap in the integer-arithmetic Swin functions for the duration of the block."""
     swin = sys.modules["transparent_background.backbones.SwinTransformer"]
-    saved = [
-        (swin, "window_reverse", swin.window_reverse),
-        (swin.SwinTransformerBlock, "forward", swin.SwinTransformerBlock.forward),
-        (swin.BasicLayer, "forward", swin.BasicLayer.forward),
+    patches = [
+        (swin, "window_reverse", _window_reverse),
+        (swin.SwinTransformerBlock, "forward", _block_forward),
+        (swin.BasicLayer, "forward", _layer_forward),
     ]
-    swin.window_reverse = _window_reverse
-    swin.SwinTransformerBlock.forward = _block_forward
-    swin.BasicLayer.forward = _layer_forward
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
+    for owner, name, replacement in patches:
+        setattr(owner, name, replacement)
     try:
         yield
     finally:
@@ -141,6 +141,7 @@ def export_onnx(network: Any, path: Path, *, sample_size: tuple[int, int] = (384
             external_data=True,
             verbose=False,
         )
+        assert program is not None  # dynamo=True always returns the program
         program.save(str(path), external_data=True)
     return path
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 from PIL import Image
 
 from petcut.config import Settings
 from petcut.model import checkpoint
+from petcut.model.base import AlphaMatte, RGBImage
 from petcut.model.resample import resize_bilinear
 
 NAME = "inspyrenet"
@@ -84,18 +86,18 @@ class InSPyReNet:
     def describe(self) -> str:
         return f"InSPyReNet {self.mode}/{self.resize}"
 
-    def preprocess(self, rgb: np.ndarray) -> np.ndarray:
+    def preprocess(self, rgb: RGBImage) -> NDArray[np.float32]:
         """uint8 H×W×3 → float32 [1, 3, h, w], normalised, at the network input size."""
         height, width = rgb.shape[:2]
         size = input_size(width, height, resize=self.resize, base_size=self.base_size, short_cap=self.short_cap)
-        resized = Image.fromarray(rgb).resize(size, Image.BILINEAR)
+        resized = Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR)
         array = np.asarray(resized, dtype=np.float32)
         array /= 255.0
         array -= MEAN
         array /= STD
         return np.ascontiguousarray(array.transpose(2, 0, 1)[None])
 
-    def postprocess(self, output: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    def postprocess(self, output: NDArray[np.float32], size: tuple[int, int]) -> AlphaMatte:
         """The network's [1, 1, h, w] map → float32 alpha of ``size`` (height, width) in [0, 1]."""
         alpha = resize_bilinear(output[0, 0], size, align_corners=True)
         return np.clip(alpha, 0.0, 1.0, out=alpha)

@@ -26,7 +26,8 @@ def _import_network() -> type:
     object, which is then removed so a later ``import transparent_background`` still works normally.
     """
     if "transparent_background.InSPyReNet" in sys.modules:
-        return sys.modules["transparent_background.InSPyReNet"].InSPyReNet_SwinB
+        loaded: type = sys.modules["transparent_background.InSPyReNet"].InSPyReNet_SwinB
+        return loaded
     spec = importlib.util.find_spec("transparent_background")
     if spec is None or not spec.submodule_search_locations:
         raise ModelError("transparent-background is not installed")
@@ -42,7 +43,8 @@ def _import_network() -> type:
     finally:
         if not had_package:
             del sys.modules["transparent_background"]
-    return InSPyReNet_SwinB
+    network: type = InSPyReNet_SwinB
+    return network
 
 
 @contextlib.contextmanager
@@ -77,13 +79,13 @@ def _light_timm_layers() -> Iterator[None]:
                 mask.div_(keep)
             return x * mask
 
-    def to_2tuple(value: object) -> tuple:
+    def to_2tuple(value: object) -> tuple[object, ...]:
         if isinstance(value, tuple | list):
             return tuple(value)
         return (value, value)
 
     layers = types.ModuleType("timm.layers")
-    layers.DropPath, layers.to_2tuple, layers.trunc_normal_ = DropPath, to_2tuple, nn.init.trunc_normal_
+    vars(layers).update(DropPath=DropPath, to_2tuple=to_2tuple, trunc_normal_=nn.init.trunc_normal_)
     stand_ins = {"timm.layers": layers}
     if "timm" not in sys.modules:
         stand_ins["timm"] = types.ModuleType("timm")

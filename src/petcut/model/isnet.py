@@ -15,11 +15,12 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 from PIL import Image
 
 from petcut.config import Settings
 from petcut.model import isnet_weights
-from petcut.model.base import ModelError
+from petcut.model.base import AlphaMatte, ModelError, RGBImage
 from petcut.model.resample import resize_bilinear
 from petcut.model.segmenter import ModelSegmenter
 
@@ -49,15 +50,15 @@ class IsNet:
         text = f"IS-Net {self.variant} {INPUT_SIDE}"
         return f"{text} ({self.note})" if self.note else text
 
-    def preprocess(self, rgb: np.ndarray) -> np.ndarray:
+    def preprocess(self, rgb: RGBImage) -> NDArray[np.float32]:
         """uint8 H×W×3 → float32 [1, 3, 1024, 1024], ``(v − 128) / 256``."""
-        resized = Image.fromarray(rgb).resize((INPUT_SIDE, INPUT_SIDE), Image.BILINEAR)
+        resized = Image.fromarray(rgb).resize((INPUT_SIDE, INPUT_SIDE), Image.Resampling.BILINEAR)
         array = np.asarray(resized, dtype=np.float32)
         array -= MEAN
         array /= SCALE
         return np.ascontiguousarray(array.transpose(2, 0, 1)[None])
 
-    def postprocess(self, output: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    def postprocess(self, output: NDArray[np.float32], size: tuple[int, int]) -> AlphaMatte:
         """The network's [1, 1, 1024, 1024] sigmoid → float32 alpha of ``size`` (height, width) in [0, 1]."""
         alpha = resize_bilinear(output[0, 0], size, align_corners=False)
         return np.clip(alpha, 0.0, 1.0, out=alpha)

@@ -8,6 +8,7 @@ package metadata and the tarball over HTTPS (no Node.js), checks the tarball aga
 cannot serve another package under the same version), checks every chunk's sha256 and offsets,
 assembles the variant's ONNX file, checks its sha256 (pinned) and moves it into the weights directory
 atomically, next to the package's licence. Nothing here downloads unless :func:`download` is called.
+:class:`IsNetWeights` is this model's :class:`~petcut.model.weights.WeightsSource`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from urllib.parse import quote
 
 from petcut.config import Settings
 from petcut.model import stamps
-from petcut.model.base import ChecksumMismatchError, DownloadError, WeightsMissingError
+from petcut.model.base import ChecksumMismatchError, DownloadError
+from petcut.model.weights import Progress, WeightsSource
 
 PACKAGE = "@imgly/background-removal-data"
 VERSION = "1.4.5"
@@ -72,24 +74,44 @@ def variant_info(name: str) -> Variant:
         raise ValueError(f"unknown IS-Net variant {name!r}; known: {', '.join(VARIANTS)}") from None
 
 
+class IsNetWeights(WeightsSource):
+    """The configured variant's ONNX file, assembled from the npm package."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.variant = info = variant_info(settings.isnet_variant)
+        label = f"{PACKAGE}@{VERSION} (all variants)"
+        super().__init__(
+            settings, filename=info.filename, what=f"IS-Net {info.name} weights",
+            checksum=f"the pinned sha256 of IS-Net {info.name}", download_label=label,
+        )  # fmt: skip
+
+    def how_to_provide(self) -> str:
+        return (
+            f"run `petcut weights download --model isnet --variant {self.settings.isnet_variant}` (needs the npm "
+            f"registry, {self.settings.npm_registry}) or copy the assembled file to {self.default_path()}"
+        )
+
+    def verify(self, path: Path, *, use_stamp: bool = True) -> bool:
+        verify(path, self.settings.isnet_variant, use_stamp=use_stamp)
+        return True
+
+    def download_notice(self) -> str:
+        info = self.variant
+        return f"IS-Net {info.name} ({info.summary}) from {PACKAGE}@{VERSION} on {self.settings.npm_registry}"
+
+    def download(self, progress: Progress | None = None) -> Path:
+        settings = self.settings
+        return download(settings.isnet_variant, settings.weights_dir, registry=settings.npm_registry, progress=progress)
+
+
 def default_path(settings: Settings) -> Path:
     """Where the configured variant's ONNX file lives in the weights directory."""
-    return settings.weights_dir / variant_info(settings.isnet_variant).filename
-
-
-def how_to_provide(settings: Settings) -> str:
-    return (
-        f"run `petcut weights download --model isnet --variant {settings.isnet_variant}` (needs the npm registry, "
-        f"{settings.npm_registry}) or copy the assembled file to {default_path(settings)}"
-    )
+    return IsNetWeights(settings).default_path()
 
 
 def locate(settings: Settings) -> Path:
-    """The configured variant's ONNX file in the weights directory. Never downloads."""
-    path = default_path(settings)
-    if not path.is_file():
-        raise WeightsMissingError(f"no IS-Net {settings.isnet_variant} weights at {path}: {how_to_provide(settings)}")
-    return path
+    """The configured variant's ONNX file in the weights directory (:meth:`IsNetWeights.locate`)."""
+    return IsNetWeights(settings).locate()
 
 
 # --- checks -------------------------------------------------------------------------------------------
@@ -218,7 +240,7 @@ def download(
     dest_dir: Path,
     *,
     registry: str,
-    progress: Callable[[int, int | None], None] | None = None,
+    progress: Progress | None = None,
     timeout: float = 30.0,
     transport: Any = None,
 ) -> Path:

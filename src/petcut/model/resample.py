@@ -8,9 +8,10 @@ computed separably in float32 with exact weights, so the result matches torch's 
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 
-def _axis(n_in: int, n_out: int, align_corners: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _axis(n_in: int, n_out: int, align_corners: bool) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float32]]:
     """Source indices (lower, upper) and the upper weight for each output position along one axis."""
     out = np.arange(n_out, dtype=np.float64)
     if align_corners:
@@ -23,7 +24,7 @@ def _axis(n_in: int, n_out: int, align_corners: bool) -> tuple[np.ndarray, np.nd
     return lower, upper, weight
 
 
-def resize_bilinear(values: np.ndarray, size: tuple[int, int], *, align_corners: bool) -> np.ndarray:
+def resize_bilinear(values: NDArray[np.floating], size: tuple[int, int], *, align_corners: bool) -> NDArray[np.float32]:
     """Resize a float32 H×W map to ``size`` = (height, width)."""
     height, width = size
     values = np.asarray(values, dtype=np.float32)
@@ -34,7 +35,7 @@ def resize_bilinear(values: np.ndarray, size: tuple[int, int], *, align_corners:
     cols = values[:, left]
     cols += (values[:, right] - cols) * wx
     top, bottom, wy = _axis(values.shape[0], height, align_corners)
-    out = cols[top]
+    out: NDArray[np.float32] = cols[top]
     step = cols[bottom]
     step -= out
     step *= wy[:, None]

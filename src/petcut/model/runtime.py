@@ -26,25 +26,42 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from petcut.config import Settings
 from petcut.model.base import (
+    AlphaMatte,
     ArtifactUnusableError,
     CheckpointInvalidError,
     ChecksumMismatchError,
     DeviceUnavailableError,
     DownloadError,
     ModelError,
+    RGBImage,
     Segmenter,
     WeightsMissingError,
 )
-from petcut.model.runtime_errors import Fault, RuntimeRejection, State, Unavailable
+from petcut.model.runtime_errors import Fault, RuntimeRejection, Unavailable
 from petcut.model.runtime_worker import InferenceWorker
 from petcut.observability import Metrics, StartupTimeline
 
 log = logging.getLogger("petcut.runtime")
 T = TypeVar("T")
+
+
+class State(StrEnum):
+    """The runtime's states (the diagram above)."""
+
+    NOT_LOADED = "not_loaded"
+    LOADING = "loading"
+    WARMING = "warming"
+    READY = "ready"
+    DEGRADED = "degraded"
+    FAILED = "failed"
+    DRAINING = "draining"
+    POISONED = "poisoned"
+
 
 Loader = Callable[[Settings], Segmenter]
 #: runs the warmup through the user path; raises on failure; returns details for the /warmup body
@@ -70,7 +87,7 @@ def is_transient(exc: BaseException) -> bool:
 
 def backoff_delay(attempt: int, base: float, cap: float = BACKOFF_CAP_S, rng: random.Random | None = None) -> float:
     """Exponential backoff with "equal jitter": half fixed, half random, for retry ``attempt`` (1-based)."""
-    delay = min(cap, base * (2 ** (attempt - 1)))
+    delay = min(cap, base * (2.0 ** (attempt - 1)))
     return delay / 2 + (rng or random).uniform(0, delay / 2)
 
 
@@ -594,7 +611,7 @@ class ModelRuntime:
             admit=not internal,
         )
 
-    async def predict_alpha(self, rgb: Any, *, internal: bool = False) -> Any:
+    async def predict_alpha(self, rgb: RGBImage, *, internal: bool = False) -> AlphaMatte:
         """The model's alpha for ``rgb`` (uint8 H×W×3), computed on the worker thread."""
         return await self.infer(lambda seg: seg.predict_alpha(rgb), internal=internal)
 

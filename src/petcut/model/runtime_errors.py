@@ -1,7 +1,8 @@
 """What the runtime tells its callers when it cannot run a job, and how device errors are classified.
 
-These carry no HTTP; the API layer maps :class:`Unavailable` to 503 + ``Retry-After`` and
-:class:`DeadlineExceeded` to 504. Messages are for a person: no paths, no exception text.
+:class:`Unavailable` is a 503 (with ``Retry-After`` and the runtime's state) and :class:`DeadlineExceeded`
+a 504, in the shared error model (:mod:`petcut.errors`, docs/api.md). Messages are for a person: no paths,
+no exception text.
 """
 
 from __future__ import annotations
@@ -9,31 +10,20 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 
+from petcut.errors import PetcutError
 from petcut.model.base import DeviceFault, OutOfMemory
 
 
-class State(StrEnum):
-    NOT_LOADED = "not_loaded"
-    LOADING = "loading"
-    WARMING = "warming"
-    READY = "ready"
-    DEGRADED = "degraded"
-    FAILED = "failed"
-    DRAINING = "draining"
-    POISONED = "poisoned"
+class RuntimeRejection(PetcutError):
+    """Base: the job was not (fully) run (503). ``state`` is the runtime's (a :class:`~petcut.model.runtime.State`);
+    without one the API reports the runtime's current state."""
 
-
-class RuntimeRejection(Exception):
-    """Base: the job was not (fully) run. ``code`` is stable snake_case; ``message`` is for a person."""
-
+    status = 503
     code = "unavailable"
+    default_message = "The model cannot take this request now; retry shortly."
 
-    def __init__(self, message: str, *, code: str | None = None, state: State | str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if code is not None:
-            self.code = code
-        self.state = str(state) if state is not None else None
+    def __init__(self, message: str, *, code: str | None = None, state: str | None = None) -> None:
+        super().__init__(message, code=code, state=state)
 
 
 class Unavailable(RuntimeRejection):
@@ -42,14 +32,13 @@ class Unavailable(RuntimeRejection):
     ``retry_after`` is whole seconds for the ``Retry-After`` header.
     """
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        code: str,
-        retry_after: int,
-        state: State | str | None = None,
-    ) -> None:
+    description = (
+        "The model is not ready (model_loading, model_unavailable), the queue is full (overloaded, "
+        "queue_timeout), memory ran out (out_of_memory), the device failed (device_fault) or the instance "
+        "is draining (draining)."
+    )
+
+    def __init__(self, message: str, *, code: str, retry_after: int, state: str | None = None) -> None:
         super().__init__(message, code=code, state=state)
         self.retry_after = max(1, int(retry_after))
 
@@ -57,7 +46,9 @@ class Unavailable(RuntimeRejection):
 class DeadlineExceeded(RuntimeRejection):
     """The job started but did not finish within the execution deadline: answer 504."""
 
+    status = 504
     code = "deadline_exceeded"
+    default_message = "The image took longer than the processing deadline."
 
 
 class Fault(StrEnum):

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from petcut.model.runtime_errors import (
     DeadlineExceeded,
@@ -50,11 +50,11 @@ class _JobState(enum.Enum):
 
 
 @dataclass(eq=False)
-class _Job:
-    fn: Callable[[], Any]
+class _Job(Generic[T]):
+    fn: Callable[[], T]
     loop: asyncio.AbstractEventLoop
     started: asyncio.Future[None]
-    done: asyncio.Future[Any]
+    done: asyncio.Future[T]
     enqueued_at: float
     queue_deadline: float | None
     inference: bool  # classify faults, honour refusals; False for the model load itself
@@ -91,11 +91,11 @@ class InferenceWorker:
         self._refusal = refusal
         self._metrics = metrics or Metrics()
         self._name = name
-        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._pending = 0
-        self._waiting: set[_Job] = set()  # queued jobs, for refuse_queued
-        self._running: _Job | None = None
+        self._waiting: set[_Job[Any]] = set()  # queued jobs, for refuse_queued
+        self._running: _Job[Any] | None = None
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._ema_seconds = 1.0  # running estimate of one job's duration, for Retry-After
@@ -185,7 +185,7 @@ class InferenceWorker:
         """
         loop = asyncio.get_running_loop()
         now = time.monotonic()
-        job = _Job(
+        job: _Job[T] = _Job(
             fn=fn,
             loop=loop,
             started=loop.create_future(),
@@ -221,7 +221,7 @@ class InferenceWorker:
             self._withdraw(job)
             raise
 
-    async def _wait_started(self, job: _Job, queue_timeout: float | None) -> None:
+    async def _wait_started(self, job: _Job[Any], queue_timeout: float | None) -> None:
         done, _ = await asyncio.wait({job.started}, timeout=queue_timeout)
         if not done:
             with self._lock:
@@ -241,12 +241,12 @@ class InferenceWorker:
             # the worker took it at the last moment: started_at is set, go on to the result
 
     @staticmethod
-    def _abandon(job: _Job) -> None:
+    def _abandon(job: _Job[Any]) -> None:
         """Nobody will read this job's outcome: drop it quietly when it comes."""
         job.abandoned = True
         job.done.add_done_callback(lambda f: f.cancelled() or f.exception())
 
-    def _withdraw(self, job: _Job) -> None:
+    def _withdraw(self, job: _Job[Any]) -> None:
         with self._lock:
             if job.state is _JobState.QUEUED:
                 job.state = _JobState.CANCELLED
@@ -313,7 +313,7 @@ class InferenceWorker:
             self._call(job, _resolve, job.done, result, error)
             del job, result, error  # drop references to arrays before waiting for the next job
 
-    def _execute(self, job: _Job) -> tuple[Any, BaseException | None]:
+    def _execute(self, job: _Job[Any]) -> tuple[Any, BaseException | None]:
         fault = Fault.OTHER
         description = ""
         try:
@@ -329,7 +329,7 @@ class InferenceWorker:
         return None, self._on_fault(fault, description)
 
     @staticmethod
-    def _call(job: _Job, fn: Callable[..., None], *args: Any) -> None:
+    def _call(job: _Job[Any], fn: Callable[..., None], *args: Any) -> None:
         # RuntimeError: the event loop is closed (process shutting down): nobody is waiting
         with contextlib.suppress(RuntimeError):
             job.loop.call_soon_threadsafe(fn, *args)

@@ -11,13 +11,15 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
 from petcut.config import Settings
 from petcut.model import checkpoint
-from petcut.model.base import ArtifactUnusableError, ModelError
+from petcut.model.base import AlphaMatte, ArtifactUnusableError, ModelError, RGBImage
 from petcut.model.engine_torch import resolve_device, resolve_precision
 from petcut.model.inspyrenet import InSPyReNet
 
@@ -29,9 +31,9 @@ class Model(Protocol):
 
     def describe(self) -> str: ...
 
-    def preprocess(self, rgb: np.ndarray) -> np.ndarray: ...
+    def preprocess(self, rgb: RGBImage) -> NDArray[np.float32]: ...
 
-    def postprocess(self, output: np.ndarray, size: tuple[int, int]) -> np.ndarray: ...
+    def postprocess(self, output: NDArray[np.float32], size: tuple[int, int]) -> AlphaMatte: ...
 
 
 class Engine(Protocol):
@@ -39,7 +41,7 @@ class Engine(Protocol):
     device: str
     precision: str
 
-    def run(self, x: np.ndarray) -> np.ndarray: ...
+    def run(self, x: NDArray[np.float32]) -> NDArray[np.float32]: ...
 
 
 @dataclass
@@ -82,7 +84,7 @@ class ModelSegmenter:
             info["cpu"] = f"{cpu.name}; native bf16: {'yes' if cpu.bf16 else 'no'}"
         return info
 
-    def predict_alpha(self, rgb: np.ndarray) -> np.ndarray:
+    def predict_alpha(self, rgb: RGBImage) -> AlphaMatte:
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"expected uint8 H×W×3, got {rgb.dtype} {rgb.shape}")
         output = self.engine.run(self.model.preprocess(rgb))
@@ -137,7 +139,7 @@ def _load_inspyrenet(settings: Settings) -> ModelSegmenter:
     return ModelSegmenter(model=model, engine=engine, engine_reason=reason)
 
 
-def choose_engine(settings: Settings, device: str, path: Any, base_size: int) -> tuple[str, str, Any]:
+def choose_engine(settings: Settings, device: str, path: Path, base_size: int) -> tuple[str, str, Path | None]:
     """(engine, why, IR path or None). ``openvino`` asked for explicitly with no usable artifact is an
     error; ``auto`` falls back to torch with a warning that says how to prepare one."""
     if settings.engine == "torch":

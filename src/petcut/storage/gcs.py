@@ -104,7 +104,7 @@ class GcsImageStore(ImageStore):
                     from google.auth.credentials import AnonymousCredentials
 
                     project = self.project or os.environ.get("GOOGLE_CLOUD_PROJECT") or EMULATOR_PROJECT
-                    client = storage.Client(project=project, credentials=AnonymousCredentials())
+                    client = storage.Client(project=project, credentials=AnonymousCredentials())  # type: ignore[no-untyped-call]  # google-auth leaves it unannotated
                     base = emulator if "://" in emulator else f"http://{emulator}"
                 else:
                     client = storage.Client(project=self.project)

@@ -9,6 +9,7 @@ metadata.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 import unicodedata
@@ -67,10 +68,10 @@ def validate_optional_id(field: str, value: str | None) -> str | None:
 
 
 def validate_tier(value: object) -> Tier:
-    try:
-        return Tier(value)
-    except ValueError:
-        raise InvalidParameter("tier", f"must be one of: {', '.join(t.value for t in Tier)}") from None
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            return Tier(value)
+    raise InvalidParameter("tier", f"must be one of: {', '.join(t.value for t in Tier)}")
 
 
 def validate_text(field: str, value: str | None) -> str | None:

@@ -134,7 +134,7 @@ class LocalImageStore(ImageStore):
                 sessions = [e.name for e in os.scandir(self.root / tier.value) if e.is_dir(follow_symlinks=False)]
             except FileNotFoundError:
                 return []
-            found = []
+            found: list[StoredObject] = []
             for session_id in sessions:
                 with contextlib.suppress(ValueError):
                     validate_id("session_id", session_id)

@@ -1,8 +1,4 @@
-"""JSON logs (one object per line, Cloud Logging field names), the startup timeline and the metrics.
-
-Nothing here runs at import time: the server calls :func:`configure_logging` (and hands
-:func:`uvicorn_log_config` to uvicorn). The request id and Cloud trace of the current request live in
-context variables set by the API's outermost middleware, so every log line of a request carries them.
+"""The Prometheus metrics (docs/observability.md).
 
 :class:`Metrics` is what the runtime, the pipeline and the HTTP layer report to (``inc``, ``set``,
 ``observe``); each instance owns its own prometheus ``CollectorRegistry`` (never the global one: tests
@@ -12,219 +8,16 @@ build many apps in one process), which ``GET /metrics`` renders. The series are 
 
 from __future__ import annotations
 
-import contextvars
-import json
 import logging
-import logging.config
-import os
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any
-
-request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("petcut_request_id", default=None)
-trace_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("petcut_trace", default=None)
 
 log = logging.getLogger("petcut.observability")
 
-_SEVERITY = {
-    logging.DEBUG: "DEBUG",
-    logging.INFO: "INFO",
-    logging.WARNING: "WARNING",
-    logging.ERROR: "ERROR",
-    logging.CRITICAL: "CRITICAL",
-}
-# attributes every LogRecord has; anything else came in through ``extra=`` and is emitted as a field
-_RESERVED = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message", "taskName"}
-#: where the Google Cloud project id may come from (Cloud Run does not set one: put it in the manifest)
-PROJECT_ENV = ("GOOGLE_CLOUD_PROJECT", "GCLOUD_PROJECT", "GCP_PROJECT")
-TRACE_KEY = "logging.googleapis.com/trace"
-SOURCE_KEY = "logging.googleapis.com/sourceLocation"
-
-
-def cloud_project() -> str | None:
-    """The Google Cloud project id from the environment, if any."""
-    return next((value for name in PROJECT_ENV if (value := os.environ.get(name, "").strip())), None)
-
-
-def _rfc3339(created: float) -> str:
-    return datetime.fromtimestamp(created, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ``severity``, ``message``, ``time`` (RFC 3339, UTC), ``logger``,
-    ``request_id``, ``logging.googleapis.com/trace``, the ``extra=`` fields, ``exception`` (text) when
-    present, and ``logging.googleapis.com/sourceLocation`` from WARNING up. uvicorn's access lines also
-    get ``http_method``, ``path``, ``status`` and ``client`` as fields."""
-
-    def __init__(self, project: str | None = None) -> None:
-        super().__init__()
-        self.project = project
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "severity": _SEVERITY.get(record.levelno, record.levelname),
-            "message": record.getMessage(),
-            "time": _rfc3339(record.created),
-            "logger": record.name,
-        }
-        request_id = getattr(record, "request_id", None) or request_id_var.get()
-        if request_id:
-            entry["request_id"] = request_id
-        trace = trace_var.get()
-        if trace:
-            entry[TRACE_KEY] = f"projects/{self.project}/traces/{trace}" if self.project else trace
-        if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
-            client, method, path, _, status = record.args
-            entry.update(http_method=method, path=path, status=status, client=client)
-        for key, value in record.__dict__.items():
-            if key not in _RESERVED and key not in entry and not key.startswith("_"):
-                entry[key] = value
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        elif record.exc_text:
-            entry["exception"] = record.exc_text
-        if record.levelno >= logging.WARNING:
-            entry[SOURCE_KEY] = {"file": record.pathname, "line": str(record.lineno), "function": record.funcName}
-        return json.dumps(entry, default=str, ensure_ascii=False)
-
-
-def parse_cloud_trace(header: str | None) -> str | None:
-    """``X-Cloud-Trace-Context: TRACE_ID/SPAN_ID;o=1`` → ``TRACE_ID`` (hex, at most 64 chars)."""
-    if not header:
-        return None
-    trace = header.split("/", 1)[0].split(";", 1)[0].strip()
-    if trace and len(trace) <= 64 and all(c in "0123456789abcdefABCDEF" for c in trace):
-        return trace
-    return None
-
-
-def uvicorn_log_config(level: str = "INFO", project: str | None = None) -> dict[str, Any]:
-    """A ``logging.config.dictConfig`` for uvicorn: root, petcut and uvicorn's loggers as JSON on stdout."""
-    if project is None:
-        project = cloud_project()
-    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"json": {"()": JsonFormatter, "project": project}},
-        "handlers": {"stdout": handler},
-        "root": {"handlers": ["stdout"], "level": level},
-        "loggers": {
-            "uvicorn": {"handlers": [], "level": level, "propagate": True},
-            "uvicorn.error": {"handlers": [], "level": level, "propagate": True},
-            "uvicorn.access": {"handlers": [], "level": level, "propagate": True},
-            "petcut": {"handlers": [], "level": level, "propagate": True},
-        },
-    }
-
-
-def configure_logging(level: str = "INFO", project: str | None = None) -> None:
-    """Install the JSON configuration process-wide (the server does this once at startup).
-
-    Python warnings and uncaught exceptions (main thread, other threads, "exception ignored") are
-    routed through logging too, so nothing reaches stdout/stderr as plain text.
-    """
-    logging.config.dictConfig(uvicorn_log_config(level, project))
-    logging.captureWarnings(True)
-    _install_exception_hooks()
-
-
-def _install_exception_hooks() -> None:
-    crash = logging.getLogger("petcut.crash")
-
-    def excepthook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
-        if issubclass(kind, KeyboardInterrupt):
-            sys.__excepthook__(kind, value, tb)
-            return
-        crash.critical("uncaught exception", exc_info=(kind, value, tb))
-
-    def thread_excepthook(args: threading.ExceptHookArgs) -> None:
-        if args.exc_type is SystemExit:
-            return
-        name = args.thread.name if args.thread is not None else None
-        crash.critical(
-            "uncaught exception in a thread",
-            exc_info=(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback),
-            extra={"thread_name": name},
-        )
-
-    def unraisablehook(unraisable: Any) -> None:
-        exc = unraisable.exc_value
-        info = (unraisable.exc_type, exc, unraisable.exc_traceback) if exc is not None else None
-        crash.error(
-            "exception ignored: %s", unraisable.err_msg or "unraisable exception", exc_info=info,
-            extra={"object": repr(unraisable.object)[:200]},
-        )  # fmt: skip
-
-    sys.excepthook = excepthook
-    threading.excepthook = thread_excepthook
-    sys.unraisablehook = unraisablehook
-
-
-def process_uptime() -> float | None:
-    """Seconds since this process started (interpreter start, before any import), if known."""
-    try:
-        import psutil
-
-        return max(0.0, time.time() - psutil.Process().create_time())
-    except Exception:  # pragma: no cover - psutil missing or /proc unreadable
-        return None
-
-
-class StartupTimeline:
-    """Logs the startup milestones (imports done, weights loaded, warmup done, ready) with durations.
-
-    Each mark is one INFO line (``startup_step``, ``since_start_s`` since the app was created,
-    ``step_s`` since the previous mark, ``since_process_start_s`` since the interpreter started, so
-    ``imports done`` says how long the imports took). With ``enabled`` (``ENABLE_STARTUP_LOGGING``) the
-    ``ready`` mark is followed by one ``startup complete`` line holding the whole timeline.
-    """
-
-    def __init__(self, logger: logging.Logger, start: float | None = None, *, enabled: bool = False) -> None:
-        self.logger = logger
-        self.start = time.monotonic() if start is None else start
-        self.enabled = enabled
-        self.marks: dict[str, float] = {}
-        self._last = self.start
-        self._process_offset: float | None = None  # process start → self.start, computed once
-
-    def _since_process_start(self, now: float) -> float | None:
-        if self._process_offset is None:
-            uptime = process_uptime()
-            if uptime is None:
-                return None
-            self._process_offset = uptime - (time.monotonic() - self.start)
-        return round(self._process_offset + (now - self.start), 3)
-
-    def mark(self, name: str, level: int = logging.INFO, **fields: Any) -> float:
-        now = time.monotonic()
-        elapsed = round(now - self.start, 3)
-        step = round(now - self._last, 3)
-        self._last = now
-        self.marks[name] = elapsed
-        extra: dict[str, Any] = {"startup_step": name, "since_start_s": elapsed, "step_s": step}
-        process = self._since_process_start(now)
-        if process is not None:
-            extra["since_process_start_s"] = process
-        self.logger.log(level, "startup: %s", name, extra={**extra, **fields})
-        if self.enabled and name == "ready":
-            self.logger.info(
-                "startup complete",
-                extra={
-                    "startup_timeline": dict(self.marks),
-                    "since_start_s": elapsed,
-                    "since_process_start_s": process,
-                },
-            )
-        return elapsed
-
-
-# --- metrics ---------------------------------------------------------------------------------------------
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 INFERENCE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 LOAD_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
@@ -310,7 +103,7 @@ class Metrics:
             disable_created_metrics,
         )
 
-        disable_created_metrics()  # no *_created series: they double the output and nobody reads them
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series: they double the output and nobody reads them
         self.registry = CollectorRegistry()
         self._lock = threading.Lock()
         self.counters: dict[Key, float] = {}
