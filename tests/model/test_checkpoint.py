@@ -27,15 +27,15 @@ def test_published_metadata_comes_from_transparent_background() -> None:
 def test_locate_prefers_explicit_file_then_weights_dir(tmp_path: Path) -> None:
     explicit = tmp_path / "mine.pth"
     explicit.write_bytes(b"x")
-    assert checkpoint.locate(Settings(checkpoint=explicit, weights_dir=tmp_path)) == explicit
+    assert checkpoint.InSPyReNetWeights(Settings(checkpoint=explicit, weights_dir=tmp_path)).locate() == explicit
     in_dir = tmp_path / "ckpt_fast.pth"
     in_dir.write_bytes(b"y")
-    assert checkpoint.locate(Settings(mode="fast", weights_dir=tmp_path)) == in_dir
+    assert checkpoint.InSPyReNetWeights(Settings(mode="fast", weights_dir=tmp_path)).locate() == in_dir
 
 
 def test_locate_missing_explicit_names_the_variable(tmp_path: Path) -> None:
     with pytest.raises(WeightsMissingError, match="PETCUT_CHECKPOINT"):
-        checkpoint.locate(Settings(checkpoint=tmp_path / "nope.pth"))
+        checkpoint.InSPyReNetWeights(Settings(checkpoint=tmp_path / "nope.pth")).locate()
 
 
 @pytest.fixture

@@ -86,7 +86,7 @@ def standalone_ious(isnet_weights_dir: Path) -> dict[str, float]:
     from petcut.model import isnet_weights
     from petcut.quality import standalone_isnet
 
-    predict = standalone_isnet(isnet_weights.default_path(Settings(weights_dir=isnet_weights_dir)))
+    predict = standalone_isnet(isnet_weights.IsNetWeights(Settings(weights_dir=isnet_weights_dir)).default_path())
     ious = {}
     for photo in labelled_photos(labelled_dir()):
         with Image.open(photo.photo) as image:

@@ -204,8 +204,8 @@ def test_verify_catches_a_changed_file_despite_its_stamp(registry: Registry, tmp
 def test_locate_never_downloads_and_says_how(tmp_path: Path) -> None:
     settings = Settings(model="isnet", isnet_variant="small", weights_dir=tmp_path)
     with pytest.raises(WeightsMissingError, match="petcut weights download --model isnet --variant small"):
-        isnet_weights.locate(settings)
-    assert isnet_weights.default_path(settings) == tmp_path / "isnet-small.onnx"
+        isnet_weights.IsNetWeights(settings).locate()
+    assert isnet_weights.IsNetWeights(settings).default_path() == tmp_path / "isnet-small.onnx"
 
 
 def test_settings_validate_variant_registry_and_fallback() -> None:

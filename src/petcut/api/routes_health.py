@@ -102,9 +102,7 @@ _CODE_BY_OUTCOME = {"loading": "model_loading", "unavailable": "unavailable", "e
 WARMUP_POLICY = policy(per_minute=6, burst=3)
 
 
-@router.post(
-    "/warmup", tags=["health"], responses=WARMUP_RESPONSES, response_model=None, dependencies=[WARMUP_POLICY]
-)
+@router.post("/warmup", tags=["health"], responses=WARMUP_RESPONSES, response_model=None, dependencies=[WARMUP_POLICY])
 async def warmup(request: Request, runtime: RuntimeDep, settings: SettingsDep) -> JSONResponse:
     """Load the model if needed (bounded wait), run the warmup on the sample photo and a 16×16 image."""
     started = time.perf_counter()

@@ -100,16 +100,6 @@ class InSPyReNetWeights(WeightsSource):
         return download(self.settings.mode, self.settings.weights_dir, progress=progress)
 
 
-def default_path(settings: Settings) -> Path:
-    """Where the weights for the configured mode live in the weights directory."""
-    return InSPyReNetWeights(settings).default_path()
-
-
-def locate(settings: Settings) -> Path:
-    """The checkpoint to load (:meth:`InSPyReNetWeights.locate`)."""
-    return InSPyReNetWeights(settings).locate()
-
-
 def file_md5(path: Path, progress: Callable[[int], None] | None = None) -> str:
     digest = hashlib.md5(usedforsecurity=False)
     with path.open("rb") as handle:

@@ -81,7 +81,7 @@ def load_isnet(settings: Settings) -> ModelSegmenter:
 
     reason = _engine_reason(settings)
     model = IsNet.from_settings(settings)
-    path = isnet_weights.locate(settings)
+    path = isnet_weights.IsNetWeights(settings).locate()
     isnet_weights.verify(path, model.variant)
     if settings.model_note:
         log.warning("serving IS-Net instead of InSPyReNet", extra={"reason": settings.model_note, "licence": LICENCE})

@@ -104,16 +104,6 @@ class IsNetWeights(WeightsSource):
         return download(settings.isnet_variant, settings.weights_dir, registry=settings.npm_registry, progress=progress)
 
 
-def default_path(settings: Settings) -> Path:
-    """Where the configured variant's ONNX file lives in the weights directory."""
-    return IsNetWeights(settings).default_path()
-
-
-def locate(settings: Settings) -> Path:
-    """The configured variant's ONNX file in the weights directory (:meth:`IsNetWeights.locate`)."""
-    return IsNetWeights(settings).locate()
-
-
 # --- checks -------------------------------------------------------------------------------------------
 def file_sha256(path: Path) -> str:
     with path.open("rb") as handle:

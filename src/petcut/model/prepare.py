@@ -160,7 +160,7 @@ def prepare(settings: Settings, *, force: bool = False, progress: Callable[[str]
     from petcut.model.inspyrenet import InSPyReNet
 
     step = progress or (lambda message: None)
-    path = checkpoint.locate(settings)
+    path = checkpoint.InSPyReNetWeights(settings).locate()
     if checkpoint.should_verify(settings, path):
         step("verifying the checkpoint")
         checkpoint.verify(path, settings.mode)

@@ -111,7 +111,7 @@ def load_segmenter(settings: Settings) -> ModelSegmenter:
 def _load_inspyrenet(settings: Settings) -> ModelSegmenter:
     device = resolve_device(settings.device)
     model = InSPyReNet.from_settings(settings)
-    path = checkpoint.locate(settings)
+    path = checkpoint.InSPyReNetWeights(settings).locate()
     if checkpoint.should_verify(settings, path):
         checkpoint.verify(path, settings.mode)
     engine_name, reason, artifact = choose_engine(settings, device, path, model.network_base_size)
