@@ -45,6 +45,7 @@ bench: venv
 	$(BIN)/python bench/compare_reference.py --runs 5 --torch
 	$(BIN)/python bench/engines.py --runs 3
 	$(BIN)/python bench/effects.py
+	$(BIN)/python bench/foreground.py
 	$(BIN)/python bench/quality.py
 
 test-fast: venv

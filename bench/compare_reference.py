@@ -36,7 +36,7 @@ from machine import checkpoint_path, cpu_description
 
 ROOT = Path(__file__).resolve().parents[1]
 PETS = ROOT.parent / "shared" / "data" / "pets"
-OLD_EFFECTS_S = {"enhancedblackwhite": 0.17, "color": 0.0}  # performance.md: the old service's effect times
+OLD_EFFECTS_S = {"enhancedblackwhite": 0.17, "color": 0.0}  # docs/benchmarks.md: the old service's effect times
 
 REFERENCE = r"""
 import json, os, sys, time, resource

@@ -1,4 +1,4 @@
-"""What the decode bounds cost (issue 15): the shop's photos decoded unbounded (reference: Pillow's
+"""What the decode bounds cost (docs/security.md): the shop's photos decoded unbounded (reference: Pillow's
 ``Image.open`` + full decode to RGB, as petcut did before) and by petcut's bounded ``decode_image``
 (JPEG scan count, deadline checks every 4 KiB read, cancellation), side by side, in one run. Then a
 scan bomb, to show what the bounds buy.

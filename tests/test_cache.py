@@ -117,7 +117,7 @@ def test_redis_dying_costs_hits_only_and_hits_resume(redis_server, caplog: pytes
 
 
 def test_the_model_is_part_of_every_cache_key() -> None:
-    """IS-Net and InSPyReNet (and IS-Net's two variants) never share a cached result (issue 14)."""
+    """IS-Net and InSPyReNet (and IS-Net's two variants) never share a cached result."""
     from petcut.config import Settings
 
     settings = [Settings(), Settings(model="isnet"), Settings(model="isnet", isnet_variant="small")]

@@ -1,4 +1,4 @@
-"""Issue 15, finding 1: a progressive-JPEG scan bomb must not burn CPU before admission or after the
+"""docs/security.md, scan bombs: a progressive-JPEG scan bomb must not burn CPU before admission or after the
 client has gone; JPEGs with implausible scan counts are refused before decoding; every decode has a
 deadline."""
 

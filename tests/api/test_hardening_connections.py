@@ -1,4 +1,4 @@
-"""Issue 15, finding 4: slow or lying clients get a 408 and lose their connection; one client cannot hold
+"""docs/security.md: slow or lying clients get a 408 and lose their connection; one client cannot hold
 every connection; /health keeps answering. Real server, real sockets."""
 
 from __future__ import annotations

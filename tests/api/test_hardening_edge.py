@@ -1,4 +1,4 @@
-"""Issue 15, finding 7: the CORS origin regex must not reflect malformed origins."""
+"""docs/security.md: the CORS origin regex must not reflect malformed origins."""
 
 from __future__ import annotations
 

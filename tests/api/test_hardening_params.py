@@ -1,4 +1,4 @@
-"""Issue 15, finding 2: malformed parameters are a 400 naming the field, before any model work."""
+"""docs/security.md: malformed parameters are a 400 naming the field, before any model work."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Issue 15 in a real ``petcut`` process: SIGTERM with work in flight (finding 3) and X-Forwarded-For
-from peers that are not trusted proxies (finding 6)."""
+"""docs/security.md in a real ``petcut`` process: SIGTERM with work in flight and X-Forwarded-For
+from peers that are not trusted proxies."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The service serving the trained IS-Net (issue 14): the shop's pets are found and cut out, an image with
+"""The service serving the trained IS-Net: the shop's pets are found and cut out, an image with
 no pet says so, and every place that names the model (``X-Model``, ``/``, ``/ready``, the metrics) names it.
 The fallback tagging (``make run`` serving IS-Net because InSPyReNet could not be downloaded) is checked
 with a fake segmenter: it is about what the service says, not what the model does."""

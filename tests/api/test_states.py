@@ -1,4 +1,4 @@
-"""reliability.md's table, row by row: what /health, /ready, processing and /warmup answer in each
+"""docs/api.md's table of model states, row by row: what /health, /ready, processing and /warmup answer in each
 runtime state, each response checked for status, Retry-After, CORS, X-Request-ID and the error body."""
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def test_ready() -> None:
                 "state": "ready",
                 "model": "fake segmenter",
                 "engine": None,  # a fake segmenter has no engine info
-                "model_id": "inspyrenet-fast",  # issue 14
+                "model_id": "inspyrenet-fast",
                 "model_choice": "configured",
                 "queue": None,
             }

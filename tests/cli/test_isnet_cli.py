@@ -1,4 +1,4 @@
-"""``petcut weights … --model isnet`` and ``petcut remove --model isnet`` (issue 14)."""
+"""``petcut weights … --model isnet`` and ``petcut remove --model isnet``."""
 
 from __future__ import annotations
 

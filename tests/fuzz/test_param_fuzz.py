@@ -1,4 +1,4 @@
-"""Property fuzzing of the structured parameters schemathesis only sees as strings (issue 15, finding 2):
+"""Property fuzzing of the structured parameters schemathesis only sees as strings:
 the ``effect_params`` JSON (query and form field) and ``crop_margin``. Any value gets a 200 or a 400 that
 names the field: never a 5xx, whatever the nesting, size or magnitude of the numbers.
 

@@ -1,4 +1,4 @@
-"""Issue 15, finding 5: /store-image keeps only real, fully decodable images, and a bounded amount per
+"""docs/security.md: /store-image keeps only real, fully decodable images, and a bounded amount per
 session."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The web page with the trained IS-Net (issue 14): a real cut-out, checked on a screenshot.
+"""The web page with the trained IS-Net: a real cut-out, checked on a screenshot.
 
 With the before/after slider at 0 % the cut-out layer covers the whole comparison; on the screenshot
 its corners must show the page's transparency checker (the photo's background is gone) and the middle

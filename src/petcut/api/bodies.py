@@ -124,9 +124,10 @@ class EffectImages(_Body):
 
 
 # --- customer images ------------------------------------------------------------------------------------
-class StoredImageInfo(_Body):
+class _StoredImageFields(_Body):
+    """What the store says of every image it holds."""
+
     url: str
-    key: str
     session_id: str
     image_type: str
     tier: str
@@ -134,22 +135,18 @@ class StoredImageInfo(_Body):
     content_type: str
     size: int
     created_at: str
+
+
+class StoredImageInfo(_StoredImageFields):
+    key: str
     pet_name: str | None
     pet_id: str | None
     effect_applied: str | None
     order_id: str | None
 
 
-class StoredImageAnswer(_Body):
+class StoredImageAnswer(_StoredImageFields):
     success: bool
-    url: str
-    session_id: str
-    image_type: str
-    tier: str
-    filename: str
-    content_type: str
-    size: int
-    created_at: str
 
 
 class SessionImages(_Body):

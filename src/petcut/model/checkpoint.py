@@ -22,9 +22,7 @@ import yaml
 from petcut.config import Settings
 from petcut.model import stamps
 from petcut.model.base import ChecksumMismatchError, DownloadError, WeightsMissingError
-from petcut.model.weights import Progress, WeightsSource
-
-_CHUNK = 1 << 20
+from petcut.model.weights import CHUNK, Progress, WeightsSource, copy_response
 
 
 @dataclass(frozen=True)
@@ -103,7 +101,7 @@ class InSPyReNetWeights(WeightsSource):
 def file_md5(path: Path, progress: Callable[[int], None] | None = None) -> str:
     digest = hashlib.md5(usedforsecurity=False)
     with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
+        while chunk := handle.read(CHUNK):
             digest.update(chunk)
             if progress:
                 progress(len(chunk))
@@ -160,14 +158,7 @@ def download(
         with os.fdopen(fd, "wb") as out:
             with httpx.stream("GET", info.url, follow_redirects=True, timeout=timeout) as response:
                 response.raise_for_status()
-                total = int(response.headers.get("content-length", 0)) or None
-                done = 0
-                for chunk in response.iter_bytes(_CHUNK):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    done += len(chunk)
-                    if progress:
-                        progress(done, total)
+                copy_response(response, out, digest, progress)
             out.flush()
             os.fsync(out.fileno())
         actual = digest.hexdigest()

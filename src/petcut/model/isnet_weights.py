@@ -29,7 +29,7 @@ from urllib.parse import quote
 from petcut.config import Settings
 from petcut.model import stamps
 from petcut.model.base import ChecksumMismatchError, DownloadError
-from petcut.model.weights import Progress, WeightsSource
+from petcut.model.weights import Progress, WeightsSource, copy_response
 
 PACKAGE = "@imgly/background-removal-data"
 VERSION = "1.4.5"
@@ -37,7 +37,6 @@ VERSION = "1.4.5"
 INTEGRITY = "sha512-iRXZpPd7YirbJ4eOZ3SlvbdJkAc/LxVjzWLMHOezmRrVThPJPdPc+Y2kHEAVFEVvpDIuvBDyOfTTFBSJT2QR5w=="
 LICENCE = "AGPL-3.0 (the model files of @imgly/background-removal-data); the IS-Net network design is MIT"
 LICENCE_FILE = "isnet-LICENSE.md"
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -162,14 +161,7 @@ def _download_tarball(
     digest = hashlib.sha512()
     with client.stream("GET", url) as response:
         response.raise_for_status()
-        total = int(response.headers.get("content-length", 0)) or None
-        done = 0
-        for chunk in response.iter_bytes(_CHUNK):
-            out.write(chunk)
-            digest.update(chunk)
-            done += len(chunk)
-            if progress:
-                progress(done, total)
+        copy_response(response, out, digest, progress)
     out.flush()
     if not integrity_matches(integrity, digest.digest()):
         raise ChecksumMismatchError(f"the tarball from {url} does not match its integrity {integrity[:40]}…")

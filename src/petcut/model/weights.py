@@ -10,16 +10,43 @@ settings ask for. Nothing here downloads unless :meth:`WeightsSource.download` i
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import BinaryIO, Protocol
 
 from petcut.config import Settings
 from petcut.model.base import WeightsMissingError
 
-__all__ = ["Progress", "WeightsSource", "weights_source"]
+__all__ = ["Progress", "WeightsSource", "copy_response", "weights_source"]
 
 #: ``progress(bytes_so_far, total_or_None)`` while a download runs
 Progress = Callable[[int, int | None], None]
+
+#: bytes read at a time from a download or a file being hashed
+CHUNK = 1 << 20
+
+
+class _Digest(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+
+
+class _Streamed(Protocol):
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    def iter_bytes(self, chunk_size: int | None = None) -> Iterator[bytes]: ...
+
+
+def copy_response(response: _Streamed, out: BinaryIO, digest: _Digest, progress: Progress | None) -> None:
+    """Write a streamed HTTP response to ``out``, hashing it and reporting (bytes done, total or None)."""
+    total = int(response.headers.get("content-length", 0)) or None
+    done = 0
+    for chunk in response.iter_bytes(CHUNK):
+        out.write(chunk)
+        digest.update(chunk)
+        done += len(chunk)
+        if progress:
+            progress(done, total)
 
 
 class WeightsSource(ABC):
