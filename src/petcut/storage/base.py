@@ -6,14 +6,15 @@ URL); validation, content sniffing, naming, the tier rules and retention live he
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, NamedTuple
 
-from petcut.storage.errors import ImageNotFound, PayloadTooLarge, StorageUnavailable
+from petcut.storage.errors import ImageNotFound, PayloadTooLarge, StorageError, StorageUnavailable
 from petcut.storage.ids import (
     OPEN_TIERS,
     RETENTION,
@@ -79,6 +80,21 @@ class StoredObject(NamedTuple):
 
 class KeyExists(Exception):
     """A backend's create-if-absent found the key taken (the caller picks another name)."""
+
+
+@contextlib.contextmanager
+def backend_guard(backend: str, op: str, is_backend_error: Callable[[Exception], bool]) -> Iterator[None]:
+    """A backend failure (``is_backend_error``: disk, network, auth) becomes :class:`StorageUnavailable`,
+    its cause logged; petcut's own errors and anything else pass through."""
+    try:
+        yield
+    except (StorageError, KeyExists):
+        raise
+    except Exception as exc:
+        if not is_backend_error(exc):
+            raise
+        log.error("%s %s failed: %s: %s", backend, op, type(exc).__name__, exc)
+        raise StorageUnavailable() from exc
 
 
 def _iso(moment: datetime) -> str:

@@ -13,13 +13,13 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote, unquote
 
-from petcut.storage.base import ImageStore, KeyExists, StoredObject
-from petcut.storage.errors import ImageNotFound, StorageError, StorageUnavailable
+from petcut.storage.base import ImageStore, KeyExists, StoredObject, backend_guard
+from petcut.storage.errors import ImageNotFound
 from petcut.storage.ids import Tier, parse_key
 
 log = logging.getLogger("petcut.storage")
@@ -39,18 +39,9 @@ def _decode_metadata(metadata: dict[str, Any] | None) -> dict[str, str]:
     return {str(key): unquote(str(value)) for key, value in (metadata or {}).items()}
 
 
-@contextlib.contextmanager
-def _guard(op: str) -> Iterator[None]:
+def _guard(op: str) -> contextlib.AbstractContextManager[None]:
     """Any client, auth or transport failure becomes :class:`StorageUnavailable`; the cause is logged."""
-    try:
-        yield
-    except (StorageError, KeyExists):
-        raise
-    except Exception as exc:
-        if not _is_backend_error(exc):
-            raise
-        log.error("GCS %s failed: %s: %s", op, type(exc).__name__, exc)
-        raise StorageUnavailable() from exc
+    return backend_guard("GCS", op, _is_backend_error)
 
 
 def _is_backend_error(exc: Exception) -> bool:

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from petcut.storage.base import ImageStore, KeyExists, StoredObject
-from petcut.storage.errors import ImageNotFound, StorageError, StorageUnavailable
+from petcut.storage.base import ImageStore, KeyExists, StoredObject, backend_guard
+from petcut.storage.errors import ImageNotFound
 from petcut.storage.ids import Tier, new_token, parse_key, validate_id
 from petcut.storage.media import CONTENT_TYPE_BY_EXT
 
@@ -28,16 +28,9 @@ _TMP_MARK = ".tmp-"
 _STALE_AFTER = timedelta(hours=1)
 
 
-@contextlib.contextmanager
-def _guard(op: str) -> Iterator[None]:
+def _guard(op: str) -> contextlib.AbstractContextManager[None]:
     """Disk errors (full, read-only, permissions) become :class:`StorageUnavailable`; the cause is logged."""
-    try:
-        yield
-    except (StorageError, KeyExists):
-        raise
-    except OSError as exc:
-        log.error("local image storage %s failed: %s", op, exc)
-        raise StorageUnavailable() from exc
+    return backend_guard("local image storage", op, lambda exc: isinstance(exc, OSError))
 
 
 class LocalImageStore(ImageStore):
