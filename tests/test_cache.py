@@ -10,6 +10,7 @@ import pytest
 
 from petcut.cache import MemoryCache, RedisCache, cache_key, content_digest, open_cache
 from petcut.config import Settings
+from petcut.redis_client import RedisLink, open_redis
 
 
 def run(coro):
@@ -66,27 +67,29 @@ def test_key_changes_with_everything_that_changes_a_result() -> None:
 
 
 def test_open_cache_picks_the_backend() -> None:
-    assert open_cache(Settings()).backend == "memory"
-    assert open_cache(Settings(redis_url="redis://127.0.0.1:1/0")).backend == "redis"
+    for settings, backend in ((Settings(), "memory"), (Settings(redis_url="redis://127.0.0.1:1/0"), "redis")):
+        link = open_redis(settings.redis_url, timeout_s=settings.redis_timeout_s)  # as create_app does
+        assert open_cache(settings, link).backend == backend
 
 
 def test_redis_round_trip_ttl_and_item_limit(redis_server) -> None:
     async def scenario() -> None:
-        cache = RedisCache(redis_server.url, ttl_s=1, max_item_bytes=1000)
+        cache = RedisCache(RedisLink(redis_server.url, timeout_s=0.25), ttl_s=1, max_item_bytes=1000)
         await cache.set("k", b"value")
         assert await cache.get("k") == b"value"
         await cache.set("huge", b"0" * 1001)
         assert await cache.get("huge") is None
         await asyncio.sleep(2.1)
         assert await cache.get("k") is None  # expired
-        await cache.close()
+        await cache.link.close()
 
     run(scenario())
 
 
 def test_redis_dying_costs_hits_only_and_hits_resume(redis_server, caplog: pytest.LogCaptureFixture) -> None:
     async def scenario() -> None:
-        cache = RedisCache(redis_server.url, ttl_s=60, max_item_bytes=10_000, timeout_s=0.2, retry_after_s=0.3)
+        link = RedisLink(redis_server.url, timeout_s=0.2, retry_after_s=0.3)
+        cache = RedisCache(link, ttl_s=60, max_item_bytes=10_000)
         await cache.set("k", b"v")
         assert await cache.get("k") == b"v"
 
@@ -107,7 +110,7 @@ def test_redis_dying_costs_hits_only_and_hits_resume(redis_server, caplog: pytes
                 break
             await asyncio.sleep(0.2)
         assert await cache.get("k3") == b"v3"
-        await cache.close()
+        await cache.link.close()
 
     with caplog.at_level(logging.WARNING, logger="petcut.cache"):
         run(scenario())
@@ -118,7 +121,6 @@ def test_redis_dying_costs_hits_only_and_hits_resume(redis_server, caplog: pytes
 
 def test_the_model_is_part_of_every_cache_key() -> None:
     """IS-Net and InSPyReNet (and IS-Net's two variants) never share a cached result."""
-    from petcut.config import Settings
 
     settings = [Settings(), Settings(model="isnet"), Settings(model="isnet", isnet_variant="small")]
     for kind, parts in (("cutout", {}), ("remove", {"fmt": "png"}), ("effect", {"effect": "color"})):

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from petcut import __version__
 from petcut.config import Settings
-from petcut.redis_client import RETRY_AFTER_S, RedisLink, error_text
+from petcut.redis_client import RedisLink, error_text
 
 log = logging.getLogger(__name__)
 
@@ -129,21 +129,10 @@ class RedisCache:
 
     backend = "redis"
 
-    def __init__(
-        self,
-        redis: RedisLink | str,
-        *,
-        ttl_s: int,
-        max_item_bytes: int,
-        timeout_s: float = 0.25,
-        retry_after_s: float = RETRY_AFTER_S,
-    ) -> None:
-        """``redis``: the shared link (closed by its owner), or a URL for a link of this cache's own."""
-        self._owns_link = isinstance(redis, str)
-        if isinstance(redis, str):
-            redis = RedisLink(redis, timeout_s=timeout_s, retry_after_s=retry_after_s)
-        self.link = redis
-        self.url = self.link.url
+    def __init__(self, link: RedisLink, *, ttl_s: int, max_item_bytes: int) -> None:
+        """``link``: the process's Redis link (its owner, the app, closes it)."""
+        self.link = link
+        self.url = link.url
         self.ttl_s = ttl_s
         self.max_item_bytes = max_item_bytes
         self.stats = CacheStats()
@@ -198,21 +187,14 @@ class RedisCache:
         self.stats.sets += 1
 
     async def close(self) -> None:
-        if self._owns_link:
-            await self.link.close()
+        """Nothing of its own to close: the link belongs to the app."""
 
 
-def open_cache(settings: Settings, redis: RedisLink | None = None) -> ResultCache:
-    """The configured cache: Redis when ``PETCUT_REDIS_URL`` is set (through ``redis``, the process's shared
-    link, when given), else memory."""
+def open_cache(settings: Settings, redis: RedisLink | None) -> ResultCache:
+    """Redis through the process's link when there is one (``PETCUT_REDIS_URL``), else memory."""
     max_item = int(settings.cache_max_item_mb * 1024 * 1024)
-    if settings.redis_url:
-        return RedisCache(
-            redis or settings.redis_url,
-            ttl_s=settings.cache_ttl_s,
-            max_item_bytes=max_item,
-            timeout_s=settings.redis_timeout_s,
-        )
+    if redis is not None:
+        return RedisCache(redis, ttl_s=settings.cache_ttl_s, max_item_bytes=max_item)
     return MemoryCache(int(settings.cache_max_mb * 1024 * 1024), max_item)
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from petcut.api.buckets import Limit, RedisBuckets
 from petcut.model.runtime import State
+from petcut.redis_client import RedisLink
 from tests.support.checks import check_error
 from tests.support.fakes import FakeClock
 from tests.support.images import jpeg_bytes
@@ -17,7 +18,7 @@ from tests.support.service import Service, make_settings, run, use_clock
 
 def test_the_lua_bucket_refills_and_expires(redis_server) -> None:
     async def scenario() -> None:
-        buckets = RedisBuckets(redis_server.url, timeout_s=1.0)
+        buckets = RedisBuckets(RedisLink(redis_server.url, timeout_s=1.0))
         limit = Limit("t", 6, 2)  # one token every 10 s
         try:
             assert await buckets.take("k", limit, 100.0) == (True, 1.0)
@@ -29,7 +30,7 @@ def test_the_lua_bucket_refills_and_expires(redis_server) -> None:
             assert 1 <= ttl <= 21  # gone once it would be full again
             assert await buckets.take("k", limit, 10_000.0) == (True, 1.0)  # refilled to the burst only
         finally:
-            await buckets.close()
+            await buckets.link.close()
 
     run(scenario())
 

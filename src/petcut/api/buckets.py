@@ -165,10 +165,9 @@ class RedisBuckets:
     :class:`~petcut.redis_client.RedisLink` (shared with the result cache). One short try per request (no
     retries): a failure opens the link's breaker and the caller uses its memory buckets meanwhile."""
 
-    def __init__(self, redis: RedisLink | str, *, timeout_s: float = 0.25) -> None:
-        """``redis``: the shared link (closed by its owner), or a URL for a link of its own."""
-        self._owns_link = isinstance(redis, str)
-        self.link = RedisLink(redis, timeout_s=timeout_s) if isinstance(redis, str) else redis
+    def __init__(self, link: RedisLink) -> None:
+        """``link``: the process's Redis link (its owner, the app, closes it)."""
+        self.link = link
         self.errors = 0
         self._script = self.link.client.register_script(TOKEN_BUCKET_LUA)
         self.link.breaker.watch(self._outage_started, self._outage_ended)
@@ -204,10 +203,6 @@ class RedisBuckets:
     def _outage_ended() -> None:
         log.warning("redis reachable again: rate limits are shared between instances again")
 
-    async def close(self) -> None:
-        if self._owns_link:
-            await self.link.close()
-
 
 class RateLimiter:
     """Takes a token: from Redis when configured and reachable, else from memory."""
@@ -240,7 +235,3 @@ class RateLimiter:
             )
             self._last_denial_log = mono
             self._denied_logged = self.denied
-
-    async def close(self) -> None:
-        if self.redis is not None:
-            await self.redis.close()
