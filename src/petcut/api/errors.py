@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Send
 
+from petcut.api.routing import served_routes
 from petcut.errors import PayloadTooLarge, PetcutError
 from petcut.model.runtime_errors import RuntimeRejection
 
@@ -281,13 +282,8 @@ def allowed_methods(request: Request) -> str:
 
     scope = {**request.scope, "method": "OPTIONS"}
     methods: set[str] = {"OPTIONS"}
-    pending = list(request.app.router.routes)
-    while pending:
-        route = pending.pop()
-        included = getattr(route, "original_router", None)  # FastAPI keeps included routers nested
-        if included is not None:
-            pending.extend(included.routes)
-        elif getattr(route, "methods", None) and route.matches(scope)[0] is not Match.NONE:
+    for route in served_routes(request.app.router.routes):
+        if route.methods and route.matches(scope)[0] is not Match.NONE:
             methods |= set(route.methods)
     return ", ".join(sorted(methods))
 

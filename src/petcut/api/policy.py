@@ -13,14 +13,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Depends
-from fastapi.routing import iter_route_contexts
 from starlette.routing import BaseRoute
 
+from petcut.api.routing import served_routes
 from petcut.config import RateLimitRule
 
 #: sent by the edge (X-Request-ID), on 429 and 503 (Retry-After) and by the guard on limited routes
@@ -48,12 +48,6 @@ def policy(
     return Depends(RoutePolicy(limit, protected))
 
 
-def app_routes(routes: Sequence[BaseRoute]) -> Iterator[Any]:
-    """Every route as it is served (FastAPI keeps included routers nested: each route with its effective
-    path, dependencies and responses)."""
-    return iter(iter_route_contexts(routes))
-
-
 def route_policy(route: Any) -> RoutePolicy | None:
     for dependency in getattr(route, "dependencies", None) or ():
         declared = getattr(dependency, "dependency", None)
@@ -65,7 +59,7 @@ def route_policy(route: Any) -> RoutePolicy | None:
 def declared_policies(routes: Sequence[BaseRoute]) -> dict[str, RoutePolicy]:
     """Path template → the policy its routes declare. Two methods of a path must not declare two policies."""
     policies: dict[str, RoutePolicy] = {}
-    for route in app_routes(routes):
+    for route in served_routes(routes):
         declared = route_policy(route)
         path = getattr(route, "path", None)
         if declared is None or not isinstance(path, str):
@@ -94,7 +88,7 @@ def exposed_headers(routes: Sequence[BaseRoute]) -> tuple[str, ...]:
     """:data:`ALWAYS_EXPOSED` and every header some route documents, in that order, each once."""
     names = list(ALWAYS_EXPOSED)
     seen = {name.lower() for name in names}
-    for route in app_routes(routes):
+    for route in served_routes(routes):
         responses: Mapping[Any, Any] = getattr(route, "responses", None) or {}
         for response in responses.values():
             for name in response.get("headers", {}) if isinstance(response, Mapping) else ():

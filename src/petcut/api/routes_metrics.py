@@ -12,7 +12,6 @@ and bypasses admission (no queue, no rate limit).
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from typing import Any
@@ -24,9 +23,9 @@ from starlette.routing import Mount, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from petcut import __version__
+from petcut.api.routing import served_routes
 from petcut.observability import Metrics
 
-log = logging.getLogger("petcut.api")
 router = APIRouter()
 
 UNMATCHED = "<unmatched>"
@@ -56,7 +55,7 @@ async def metrics(request: Request) -> Response:
 class RouteTemplates:
     """Maps a request path to its route template without dispatching it (for the responses the edge
     answers before routing: preflights, a 413 from ``Content-Length``). Templates come from the app's
-    routes and its OpenAPI paths (FastAPI may nest included routers); mounts label as ``<prefix>/``."""
+    routes as served (:func:`~petcut.api.routing.served_routes`); mounts label as ``<prefix>/``."""
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
@@ -67,16 +66,12 @@ class RouteTemplates:
     def _build(self) -> None:
         templates: set[str] = set()
         mounts: list[str] = []
-        for route in self.app.routes:
-            path = getattr(route, "path", None)
-            if isinstance(route, Mount):
+        for route in served_routes(self.app.routes):
+            path = route.path
+            if isinstance(route.route, Mount):
                 mounts.append(path or "")
             elif isinstance(path, str) and path.startswith("/"):
                 templates.add(path)
-        try:
-            templates.update(p for p in self.app.openapi().get("paths", {}) if p.startswith("/"))
-        except Exception:  # a schema that cannot be built must not break a response
-            log.warning("route templates: the OpenAPI schema could not be built", exc_info=True)
         # literal paths before templated ones, so /a/list wins over /a/{id}
         ordered = sorted(templates, key=lambda t: (t.count("{"), t))
         self._templates = [(compile_path(t)[0], t) for t in ordered]
