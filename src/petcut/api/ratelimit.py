@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from petcut.api.auth import ApiKeys, authenticate
@@ -71,11 +71,8 @@ def _canonical(template: str) -> str:
 
 
 def _route_pattern(template: str) -> re.Pattern[str]:
-    parts = re.split(r"(\{[^}/]*\})", template.rstrip("/") or "/")
-    regex = "".join(
-        (".+" if part.endswith(":path}") else "[^/]+") if _PARAM.fullmatch(part) else re.escape(part) for part in parts
-    )
-    return re.compile(regex)
+    """Starlette's own matcher for the template, without a trailing slash (paths are matched without one)."""
+    return compile_path(template.rstrip("/") or "/")[0]
 
 
 def _policy_name(template: str) -> str:
