@@ -11,6 +11,7 @@ defined in modules imported after the routes (middleware, rate limiting) are inc
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -129,14 +130,30 @@ def _retry_after() -> dict[str, Any]:
     return {"Retry-After": {**HEADER_DOCS["Retry-After"], "required": True}}
 
 
-_WARMUP_HEADERS = {
-    name: {"schema": {"type": "string"}, "description": text}
-    for name, text in {
+def text_headers(headers: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    """Response headers documented as strings: name → description."""
+    return {name: {"schema": {"type": "string"}, "description": text} for name, text in headers.items()}
+
+
+def with_headers(
+    responses: Mapping[int | str, dict[str, Any]], headers: Mapping[str, str], status: int | str = 200
+) -> dict[int | str, dict[str, Any]]:
+    """A copy of ``responses`` whose ``status`` answer also documents ``headers`` (name → description); the
+    headers routes document are the ones browsers may read (:func:`petcut.api.policy.exposed_headers`)."""
+    merged = dict(responses)
+    response = dict(merged.get(status, {"description": "Successful Response"}))
+    response["headers"] = {**response.get("headers", {}), **text_headers(headers)}
+    merged[status] = response
+    return merged
+
+
+_WARMUP_HEADERS = text_headers(
+    {
         "X-Warmup-Status": "success, partial, error, loading, draining or poisoned",
         "X-Model-Ready": "true or false",
         "X-Warmup-Time": "seconds",
-    }.items()
-}
+    }
+)
 
 HEALTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": Health, "description": "The process can serve (whatever the model is doing)."},

@@ -6,9 +6,10 @@
   when ``PETCUT_REQUIRE_API_KEY`` is on. The dependency does nothing per request: the abuse guard
   (:mod:`petcut.api.ratelimit`) reads the declarations from the app's routes when the middleware stack is
   built (at startup) and answers before the route runs. A declaration covers its path whatever the method.
-* Its **response headers**: those documented in the route's OpenAPI ``responses`` (:func:`with_headers`
-  adds some to a shared response) are the ones browsers may read (``Access-Control-Expose-Headers``,
-  :func:`exposed_headers`), with the ones the edge and the guard add to every response.
+* Its **response headers**: those documented in the route's OpenAPI ``responses``
+  (:func:`petcut.api.openapi.with_headers` adds some to a shared response) are the ones browsers may read
+  (``Access-Control-Expose-Headers``, :func:`exposed_headers`), with the ones the edge and the guard add to
+  every response.
 """
 
 from __future__ import annotations
@@ -70,20 +71,6 @@ def declared_policies(routes: Sequence[BaseRoute]) -> dict[str, RoutePolicy]:
 
 
 # --- response headers ------------------------------------------------------------------------------------
-def with_headers(
-    responses: Mapping[int | str, dict[str, Any]], headers: Mapping[str, str], status: int | str = 200
-) -> dict[int | str, dict[str, Any]]:
-    """A copy of ``responses`` whose ``status`` answer also documents ``headers`` (name → description)."""
-    merged = dict(responses)
-    response = dict(merged.get(status, {"description": "Successful Response"}))
-    response["headers"] = {
-        **response.get("headers", {}),
-        **{name: {"schema": {"type": "string"}, "description": text} for name, text in headers.items()},
-    }
-    merged[status] = response
-    return merged
-
-
 def exposed_headers(routes: Sequence[BaseRoute]) -> tuple[str, ...]:
     """:data:`ALWAYS_EXPOSED` and every header some route documents, in that order, each once."""
     names = list(ALWAYS_EXPOSED)

@@ -16,7 +16,7 @@ from petcut import effects
 from petcut.api.bodies import CacheInfo, EffectCatalogue, EffectImages, EffectInfo
 from petcut.api.deps import PipelineDep, SettingsDep, unless_disconnected
 from petcut.api.errors import ApiError, EffectsFailed
-from petcut.api.openapi import ERROR_RESPONSES, IMAGE_RESPONSE, error_responses, upload_body
+from petcut.api.openapi import ERROR_RESPONSES, IMAGE_RESPONSE, error_responses, upload_body, with_headers
 from petcut.api.params import (
     MARGIN_PATTERN,
     MAX_MARGIN_PERCENT,
@@ -25,7 +25,7 @@ from petcut.api.params import (
     parse_image_json,
     parse_margin,
 )
-from petcut.api.policy import policy, with_headers
+from petcut.api.policy import policy
 from petcut.api.uploads import MULTIPART_SLACK, SMALL_FIELD, is_form, read_form, single_file, text_field
 from petcut.errors import InvalidParameter, PayloadTooLarge
 from petcut.imaging import expand_box, media_type, normalize_format, parse_hex_color

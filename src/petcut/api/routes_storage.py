@@ -23,8 +23,8 @@ from starlette.concurrency import run_in_threadpool
 
 from petcut.api.bodies import CompletedOrder, SessionImages, StoredImageAnswer, StoredImageInfo
 from petcut.api.deps import CpuDep, SettingsDep, unless_disconnected
-from petcut.api.openapi import error_responses
-from petcut.api.policy import policy, with_headers
+from petcut.api.openapi import error_responses, with_headers
+from petcut.api.policy import policy
 from petcut.api.uploads import MULTIPART_SLACK, SMALL_FIELD, read_form, single_file, text_field
 from petcut.config import Settings
 from petcut.storage import (
