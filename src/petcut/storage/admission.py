@@ -14,9 +14,10 @@ from __future__ import annotations
 import re
 
 from petcut.imaging.decode import decode_image
+from petcut.imaging.sniff import ImageKind
 from petcut.storage.base import ImageStore
 from petcut.storage.errors import SessionQuotaExceeded, UnsupportedMediaType
-from petcut.storage.media import Media, require_image
+from petcut.storage.media import require_image
 
 __all__ = ["check_quota", "verify_image"]
 
@@ -35,7 +36,7 @@ SNIFF_WINDOW = 2048
 _MARKUP = re.compile(rb"<\s*(html|script|body|svg|iframe|object|embed|!doctype)\b", re.IGNORECASE)
 
 
-def verify_image(data: bytes, *, max_bytes: int, max_pixels: int, max_scans: int, timeout_s: float) -> Media:
+def verify_image(data: bytes, *, max_bytes: int, max_pixels: int, max_scans: int, timeout_s: float) -> ImageKind:
     """The media type to store ``data`` as, once it is known to be a real, fully decodable image."""
     media = require_image(data)
     if _MARKUP.search(data[:SNIFF_WINDOW]):

@@ -9,21 +9,18 @@ from __future__ import annotations
 from petcut.imaging.sniff import ACCEPTED_KINDS, ImageKind, sniff_image
 from petcut.storage.errors import UnsupportedMediaType
 
-__all__ = ["CONTENT_TYPE_BY_EXT", "Media", "require_image", "sniff"]
-
-#: what the store knows of an upload's format: ``content_type`` and ``ext``
-Media = ImageKind
+__all__ = ["CONTENT_TYPE_BY_EXT", "require_image", "sniff"]
 
 CONTENT_TYPE_BY_EXT = {kind.ext: kind.content_type for kind in ACCEPTED_KINDS}
 
 
-def sniff(data: bytes) -> Media | None:
+def sniff(data: bytes) -> ImageKind | None:
     """The image format of ``data``, or ``None`` when it is not one we accept."""
     kind = sniff_image(data)
     return kind if kind is not None and kind.accepted else None
 
 
-def require_image(data: bytes) -> Media:
+def require_image(data: bytes) -> ImageKind:
     media = sniff(data)
     if media is None:
         raise UnsupportedMediaType(
