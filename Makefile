@@ -46,6 +46,7 @@ bench: venv
 	$(BIN)/python bench/engines.py --runs 3
 	$(BIN)/python bench/effects.py
 	$(BIN)/python bench/foreground.py
+	$(BIN)/python bench/health.py
 	$(BIN)/python bench/quality.py
 
 test-fast: venv

@@ -46,22 +46,22 @@ class CpuPool:
         return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=limiter)
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_pipeline(request: Request) -> Pipeline:
+async def get_pipeline(request: Request) -> Pipeline:
     pipeline: Pipeline = request.app.state.pipeline
     return pipeline
 
 
-def get_runtime(request: Request) -> ModelRuntime:
+async def get_runtime(request: Request) -> ModelRuntime:
     runtime: ModelRuntime = request.app.state.runtime
     return runtime
 
 
-def get_cpu(request: Request) -> CpuPool:
+async def get_cpu(request: Request) -> CpuPool:
     cpu: CpuPool = request.app.state.cpu
     return cpu
 

@@ -35,8 +35,9 @@ class RoutePolicy:
     limit: float | RateLimitRule | None = None
     protected: bool = False
 
-    def __call__(self) -> None:
-        """As a FastAPI dependency: nothing per request (the guard has already decided)."""
+    async def __call__(self) -> None:
+        """As a FastAPI dependency: nothing per request (the guard has already decided). Async, so FastAPI
+        does not hop to a worker thread to run it."""
 
 
 def policy(

@@ -47,7 +47,7 @@ _TEXT_FIELDS = ("session_id", "image_type", "tier", "pet_name", "pet_id", "effec
 router = APIRouter(tags=["customer images"])
 
 
-def get_image_store(request: Request) -> ImageStore:
+async def get_image_store(request: Request) -> ImageStore:
     store: ImageStore | None = getattr(request.app.state, "image_store", None)
     if store is None:
         raise StorageUnavailable("Image storage is not configured.")
